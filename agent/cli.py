@@ -1,0 +1,89 @@
+"""`edc-agent` commands (operator contract, architecture.md). Names and flags are stable.
+
+Each command lives in its own module and is imported only when used, so
+`edc-agent hash-password` does not pay for aiohttp and the emulator.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from agent import __version__
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="edc-agent",
+        description="Connects cash registers to Paytm EDC terminals and UPI payment links.",
+    )
+    parser.add_argument("--version", action="version", version=f"edc-agent {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("run", help="run the agent (the daemon)")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+
+    p = sub.add_parser("check-config", help="validate a configuration and explain every problem")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+
+    p = sub.add_parser("demo", help="agent + Paytm emulator + virtual register, scripted sales")
+    p.add_argument("--keep", action="store_true",
+                   help="stay up after the script (with the web page) until Ctrl-C")
+
+    p = sub.add_parser("emulator", help="the Paytm cloud emulator on 127.0.0.1")
+    p.add_argument("--port", type=int, default=8900, help="TCP port (default 8900)")
+    p.add_argument("--config", metavar="FILE",
+                   help="serve the merchant of this agent config (MID, key, lane terminals)")
+    p.add_argument("--customer-delay-s", type=float, default=None, metavar="S",
+                   help="how long the simulated customer takes to pay (default 0)")
+
+    p = sub.add_parser("register", help="register console: send requests by hand or script")
+    p.add_argument("--link", required=True, metavar="URL",
+                   help="serial:///dev/pts/N, tcp://127.0.0.1:7070 or usb://VID:PID")
+    p.add_argument("--script", metavar="FILE", help="run the commands in FILE, then exit")
+    p.add_argument("--hex", action="store_true", help="also print raw bytes in hex")
+    p.add_argument("--wait-s", type=float, default=60.0, metavar="S",
+                   help="how long to wait for a final result (default 60)")
+
+    sub.add_parser("hash-password", help="print the hash to put in http.password_hash")
+    sub.add_parser("ports", help="serial ports and USB devices this machine sees")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    command: str = args.command
+    try:
+        if command == "run":
+            from agent.app import run_main
+
+            return run_main(args)
+        if command == "check-config":
+            from agent.checkconfig import check_config_main
+
+            return check_config_main(args)
+        if command == "demo":
+            from agent.demo import demo_main
+
+            return demo_main(args)
+        if command == "emulator":
+            from agent.paytm.emulator.server import emulator_main
+
+            return emulator_main(args)
+        if command == "register":
+            from agent.register.console import console_main
+
+            return console_main(args)
+        if command == "hash-password":
+            from agent.passwords import hash_password_main
+
+            return hash_password_main(args)
+        if command == "ports":
+            from drivers.discovery import ports_main
+
+            return ports_main(args)
+    except KeyboardInterrupt:
+        return 130
+    print(f"edc-agent: unknown command {command!r}", file=sys.stderr)
+    return 2

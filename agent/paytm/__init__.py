@@ -1,0 +1,1 @@
+"""Paytm cloud side: checksum, API clients, result codes and the offline emulator."""

@@ -1,0 +1,1 @@
+"""Benchmarks: each script runs alone, prints a table and writes JSON beside it."""

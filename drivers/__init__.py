@@ -1,0 +1,1 @@
+"""Byte pipes to registers: serial, USB bulk and TCP. They never parse what flows."""

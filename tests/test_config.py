@@ -1,0 +1,103 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from agent.config import load_config, parse_config
+from agent.errors import ConfigError, SecretError
+from agent.keyfile import load_merchant_key
+
+MINIMAL = """
+[paytm]
+mid = "TESTMID00000000000001"
+merchant_key_file = "/tmp/k"
+edc_base_url = "http://127.0.0.1:8900"
+pg_base_url = "http://127.0.0.1:8900"
+
+[polling]
+first_check_s = 0.2
+interval_s = 1
+
+[[lanes]]
+name = "till-1"
+link = "serial:///dev/ttyUSB0?baudrate=9600"
+tid = "12345678"
+pos_id = "S12_1"
+"""
+
+
+def test_minimal_config_reads_every_section() -> None:
+    cfg = parse_config(MINIMAL)
+    assert cfg.paytm.edc_base_url == "http://127.0.0.1:8900"
+    assert cfg.polling.first_check_s == 0.2
+    assert cfg.polling.interval_s == 1.0
+    assert cfg.polling.unknown_after_s == 900.0  # default kept
+    (lane,) = cfg.lanes
+    assert lane.spec is not None and lane.spec.kind == "serial"
+    assert lane.spec.target.baudrate == 9600  # type: ignore[union-attr]
+    assert cfg.receipt.width == 40
+
+
+def test_every_problem_is_reported_and_names_its_key() -> None:
+    text = """
+[paytm]
+edc_base_url = "http://10.1.2.3"
+checksum_mode = "xml"
+surprise = 1
+[polling]
+interval_s = "5"
+[receipt]
+width = 500
+[[lanes]]
+name = "a"
+link = "serial:///dev/ttyS0?baudrate=300"
+tid = "123456789"
+[[lanes]]
+name = "a"
+link = "ftp://x"
+tid = "1"
+"""
+    with pytest.raises(ConfigError) as info:
+        parse_config(text)
+    joined = "\n".join(info.value.problems)
+    for key in ("paytm.edc_base_url", "paytm.checksum_mode", "paytm.surprise",
+                "polling.interval_s", "receipt.width", "lanes[0].link", "lanes[0].tid",
+                "lanes[1].name", "lanes[1].link"):
+        assert key in joined, key
+
+
+def test_http_base_url_only_on_loopback() -> None:
+    parse_config('[paytm]\nedc_base_url = "http://[::1]:8900"\n')
+    with pytest.raises(ConfigError, match=r"paytm\.pg_base_url"):
+        parse_config('[paytm]\npg_base_url = "http://example.com"\n')
+
+
+def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_config(tmp_path / "nope.toml")
+
+
+def test_merchant_key_file_rules(tmp_path: Path) -> None:
+    key = tmp_path / "merchant.key"
+    key.write_text("ABCDEFGHIJKLMNOP\n")
+    os.chmod(key, 0o600)
+    assert repr(load_merchant_key(str(key))) == "MerchantKey(•••)"
+    os.chmod(key, 0o644)
+    with pytest.raises(SecretError, match="chmod 600") as info:
+        load_merchant_key(str(key))
+    assert "ABCDEFGHIJKLMNOP" not in str(info.value)
+    os.chmod(key, 0o600)
+    key.write_text("short")
+    with pytest.raises(SecretError, match="16 characters"):
+        load_merchant_key(str(key))
+
+
+def test_systemd_credential_wins(tmp_path: Path) -> None:
+    cred = tmp_path / "creds"
+    cred.mkdir()
+    (cred / "merchant-key").write_text("QRSTUVWXYZABCDEF")
+    os.chmod(cred / "merchant-key", 0o400)
+    key = load_merchant_key("/nonexistent", {"CREDENTIALS_DIRECTORY": str(cred)})
+    assert key.secret_bytes == b"QRSTUVWXYZABCDEF"
