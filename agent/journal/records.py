@@ -1,0 +1,82 @@
+"""Typed rows of the journal."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Kind(enum.StrEnum):
+    SALE = "sale"
+    VOID = "void"
+    PAYLINK = "paylink"
+    REFUND = "refund"
+
+
+class TxnState(enum.StrEnum):
+    """architecture.md: received → sending → accepted → pending → success | failed;
+    sending/pending → unknown when the agent stops waiting; unknown → success | failed later."""
+
+    RECEIVED = "received"
+    SENDING = "sending"  # written before the HTTP request leaves: "might have reached Paytm"
+    ACCEPTED = "accepted"
+    PENDING = "pending"
+    SUCCESS = "success"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+FINAL_STATES = frozenset({TxnState.SUCCESS, TxnState.FAILED})
+# States in which a sale or void holds its terminal (protocol §5.1, §5.5: unknown frees it).
+HOLDING_STATES = frozenset(
+    {TxnState.RECEIVED, TxnState.SENDING, TxnState.ACCEPTED, TxnState.PENDING}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class TxnRecord:
+    row_id: int
+    kind: Kind
+    txn: str  # merchant txn id; for a void the sale's id; for a refund the refund_id
+    lane: str
+    tid: str  # the terminal (sale/void); "" for payment links and refunds
+    amount: str  # paise
+    parent: str  # void/refund: the original txn; "" otherwise
+    state: TxnState
+    request: str  # the register's request, as validated JSON (for resume and display)
+    txn_time: str  # transactionDateTime sent to Paytm (IST, yyyy-MM-dd HH:mm:ss)
+    created_at: float  # wall clock
+    updated_at: float
+    sent_at: float | None  # wall clock when `sending` was committed
+    code: str  # last Paytm code seen ("" when none)
+    message: str
+    reply: str  # the final reply sent to the register (result or error JSON without id/re)
+    payment: str  # payment details JSON from Paytm ("" when none)
+    not_sent: bool  # final only because the request provably never reached Paytm
+
+    @property
+    def is_final(self) -> bool:
+        return self.state in FINAL_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    row_id: int
+    txn_row: int
+    at: float
+    state: str
+    code: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRecord:
+    """A result waiting for (or having had) the register's ACK."""
+
+    row_id: int
+    txn_row: int
+    lane: str
+    payload: str  # the result message JSON without the per-send `id`
+    created_at: float
+    delivered_at: float | None
+    superseded: bool

@@ -1,0 +1,134 @@
+"""Logging: one line per event on stderr, secrets redacted, recent lines kept for the web page.
+
+The redaction filter sits on the handlers, not the loggers, so nothing that any
+library logs can carry a registered secret past it. Under systemd (`JOURNAL_STREAM`
+set) lines carry syslog priority prefixes so `journalctl -p err` works.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass
+from typing import TextIO
+
+REDACTED = "•••"
+RECENT_LINES = 2000
+_SYSLOG_PRIORITY = {
+    logging.CRITICAL: 2,
+    logging.ERROR: 3,
+    logging.WARNING: 4,
+    logging.INFO: 6,
+    logging.DEBUG: 7,
+}
+
+
+class Secrets:
+    """The process-wide set of strings that must never be logged."""
+
+    def __init__(self) -> None:
+        self._values: set[str] = set()
+        self._lock = threading.Lock()
+
+    def add(self, value: str) -> None:
+        if len(value) >= 4:  # redacting "a" everywhere would make logs unreadable
+            with self._lock:
+                self._values = self._values | {value}
+
+    def redact(self, text: str) -> str:
+        for value in self._values:
+            if value in text:
+                text = text.replace(value, REDACTED)
+        return text
+
+    def __contains__(self, text: str) -> bool:
+        return any(v in text for v in self._values)
+
+
+SECRETS = Secrets()
+
+
+class RedactingFilter(logging.Filter):
+    """Rewrites the record's message with every registered secret replaced by •••."""
+
+    def __init__(self, secrets: Secrets = SECRETS) -> None:
+        super().__init__()
+        self._secrets = secrets
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        redacted = self._secrets.redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self._secrets.redact(record.exc_text)
+        if redacted != message or record.args:
+            record.msg, record.args = redacted, None
+        return True
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    at: float
+    level: str
+    logger: str
+    lane: str
+    text: str
+
+
+class RecentLines(logging.Handler):
+    """Keeps the last lines (already redacted) for the technician page."""
+
+    def __init__(self, capacity: int = RECENT_LINES) -> None:
+        super().__init__()
+        self.lines: deque[LogLine] = deque(maxlen=capacity)
+        self.addFilter(RedactingFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        text = record.getMessage()
+        if record.exc_text:
+            text += "\n" + record.exc_text
+        lane = str(getattr(record, "lane", ""))
+        self.lines.append(LogLine(record.created, record.levelname, record.name, lane, text))
+
+
+class _Formatter(logging.Formatter):
+    def __init__(self, syslog_prefix: bool) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        self._syslog = syslog_prefix
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        t = time.localtime(record.created)
+        return time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{int(record.msecs):03d}"
+
+    def format(self, record: logging.LogRecord) -> str:
+        if self._syslog:
+            # journald adds its own timestamp; keep the line short.
+            line = f"{record.levelname} {record.name}: {record.getMessage()}"
+            if record.exc_text:
+                line += " | " + record.exc_text.replace("\n", " | ")
+            return f"<{_SYSLOG_PRIORITY.get(record.levelno, 6)}>{line}"
+        text = super().format(record)
+        return text.replace("\n", "\n    ")
+
+
+RECENT = RecentLines()
+
+
+def setup_logging(level: str = "info", *, stream: TextIO | None = None) -> None:
+    """Configure the root logger once for the daemon, the demo or a command."""
+    root = logging.getLogger()
+    for handler in list(root.handlers):
+        root.removeHandler(handler)
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(_Formatter(syslog_prefix=bool(os.environ.get("JOURNAL_STREAM"))))
+    root.addHandler(handler)
+    root.addHandler(RECENT)
+    root.setLevel(level.upper())
+    # aiohttp's access log is noise for a technician; our own request log says more.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
