@@ -14,11 +14,11 @@ Verification never raises: anything malformed is simply "not valid".
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import hmac
 import random
+import threading
 from collections.abc import Mapping
 from enum import StrEnum
 
@@ -33,11 +33,17 @@ SALT_LENGTH = 4
 CHECKSUM_LENGTH = 108  # base64 of 80 bytes
 _PLAINTEXT_LENGTH = 68  # 64 hex + 4 salt
 _CIPHERTEXT_LENGTH = 80
+_BLOCK = 16
 _PAD = bytes([_CIPHERTEXT_LENGTH - _PLAINTEXT_LENGTH]) * (_CIPHERTEXT_LENGTH - _PLAINTEXT_LENGTH)
+_IV_INT = int.from_bytes(IV, "big")
 CHECKSUM_FIELD = "CHECKSUMHASH"
 
 # Salt needs no secrecy (it travels inside the ciphertext); it only has to vary.
 _salt_random = random.Random()
+# Every two-character string of the alphabet: one random draw below 62**4 picks a salt,
+# uniformly, in two lookups (much cheaper than four `choice` calls).
+_SALT_PAIRS = tuple(a + b for a in SALT_ALPHABET for b in SALT_ALPHABET)
+_SALT_COUNT = len(_SALT_PAIRS) ** 2
 
 
 class ChecksumMode(StrEnum):
@@ -48,7 +54,7 @@ class ChecksumMode(StrEnum):
 class MerchantKey:
     """The merchant key. Its repr and str never show the key itself."""
 
-    __slots__ = ("_key",)
+    __slots__ = ("_cbc", "_ecb", "_key", "_lock", "_mask")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_LENGTH:
@@ -56,6 +62,18 @@ class MerchantKey:
                 f"merchant key must be {KEY_LENGTH} characters long, got {len(key)}"
             )
         self._key = key
+        # Building an AES cipher (key schedule and mode set-up) costs more than the rest of
+        # a checksum together, so each key keeps two for its lifetime:
+        # - ECB is stateless; CBC decryption is ECB decryption XOR the previous ciphertext
+        #   block (the IV for the first), so verification needs nothing else.
+        # - CBC encryption is chained and a CBC object carries its last ciphertext block
+        #   into the next call as the IV. `_mask` = IV XOR that block: XOR-ing it into the
+        #   first plaintext block makes the object encrypt exactly as a fresh
+        #   AES.new(key, CBC, IV) would. The lock keeps block and mask in step across threads.
+        self._ecb = AES.new(key, AES.MODE_ECB)
+        self._cbc = AES.new(key, AES.MODE_CBC, iv=IV)
+        self._mask = 0  # the object starts with IV itself: IV XOR IV
+        self._lock = threading.Lock()
 
     @classmethod
     def from_text(cls, text: str) -> MerchantKey:
@@ -71,6 +89,19 @@ class MerchantKey:
     def secret_bytes(self) -> bytes:
         return self._key
 
+    def _encrypt_cbc(self, padded: bytes) -> bytes:
+        with self._lock:
+            first = (int.from_bytes(padded[:_BLOCK], "big") ^ self._mask).to_bytes(_BLOCK, "big")
+            out: bytes = self._cbc.encrypt(first + padded[_BLOCK:])
+            self._mask = _IV_INT ^ int.from_bytes(out[-_BLOCK:], "big")
+        return out
+
+    def _decrypt_cbc(self, raw: bytes) -> bytes:
+        chained = IV + raw[:-_BLOCK]
+        blocks: bytes = self._ecb.decrypt(raw)
+        return (int.from_bytes(blocks, "big") ^ int.from_bytes(chained, "big")).to_bytes(
+            len(raw), "big")
+
     def __repr__(self) -> str:
         return "MerchantKey(•••)"
 
@@ -79,26 +110,33 @@ class MerchantKey:
 
 def params_string(params: Mapping[str, str | None]) -> str:
     """The dict-mode input: values sorted by key (code-point order), None/"null" → ""."""
-    return "|".join(
-        "" if (value is None or value.lower() == "null") else value
-        for _, value in sorted(params.items())
-    )
+    parts = []
+    for key in sorted(params):
+        value = params[key]
+        # Only a 4-character value can be "null": skip lower() for all the others.
+        if value is None or (len(value) == 4 and value.lower() == "null"):
+            value = ""
+        parts.append(value)
+    return "|".join(parts)
 
 
 def _new_salt() -> str:
-    return "".join(_salt_random.choices(SALT_ALPHABET, k=SALT_LENGTH))
+    n = _salt_random.randrange(_SALT_COUNT)
+    pairs = len(_SALT_PAIRS)
+    return _SALT_PAIRS[n % pairs] + _SALT_PAIRS[n // pairs]
 
 
 def _hash_plaintext(data: str, salt: str) -> bytes:
-    digest = hashlib.sha256(f"{data}|{salt}".encode()).hexdigest()
+    # surrogatepass: a lone surrogate (JSON allows "\ud800") must give a mismatch, not an
+    # exception; every valid string encodes exactly as plain UTF-8.
+    digest = hashlib.sha256((data + "|" + salt).encode("utf-8", "surrogatepass")).hexdigest()
     return (digest + salt).encode("ascii")
 
 
 def generate(data: str, key: MerchantKey, salt: str | None = None) -> str:
     """Checksum of `data` in string (json) mode; `salt` is fixed only by tests."""
     plaintext = _hash_plaintext(data, _new_salt() if salt is None else salt)
-    cipher = AES.new(key.secret_bytes, AES.MODE_CBC, IV)
-    return base64.b64encode(cipher.encrypt(plaintext + _PAD)).decode("ascii")
+    return binascii.b2a_base64(key._encrypt_cbc(plaintext + _PAD), newline=False).decode("ascii")
 
 
 def generate_params(
@@ -132,12 +170,13 @@ def _decrypt(checksum: str, key: MerchantKey) -> bytes | None:
     if not isinstance(checksum, str) or len(checksum) != CHECKSUM_LENGTH:
         return None
     try:
-        raw = base64.b64decode(checksum, validate=True)
-    except (binascii.Error, ValueError):
+        # strict_mode: only the base64 alphabet, padding only at the end.
+        raw = binascii.a2b_base64(checksum, strict_mode=True)
+    except ValueError:  # binascii.Error, and non-ASCII text
         return None
     if len(raw) != _CIPHERTEXT_LENGTH:
         return None
-    padded = AES.new(key.secret_bytes, AES.MODE_CBC, IV).decrypt(raw)
+    padded = key._decrypt_cbc(raw)
     if padded[_PLAINTEXT_LENGTH:] != _PAD:
         return None
     return padded[:_PLAINTEXT_LENGTH]

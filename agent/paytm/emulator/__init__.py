@@ -1,0 +1,56 @@
+"""Offline stand-in for Paytm's staging cloud (EDC APIs now; PG APIs later).
+
+    from agent.paytm.emulator import Emulator, EmulatorSettings, Fault
+    emu = Emulator(EmulatorSettings(customer_delay_s=0))
+    async with emu.serve() as base_url:   # "http://127.0.0.1:PORT"
+        ...
+        emu.advance(5)                    # move its clock; never sleep in tests
+
+See docs/emulator.md for the magic amounts, faults and codes.
+"""
+
+from agent.paytm.emulator.app import Emulator
+from agent.paytm.emulator.clock import IST, Instant
+from agent.paytm.emulator.faults import Fault, FaultError, FaultKind
+from agent.paytm.emulator.magic import Behaviour, Outcome, behaviour_for
+from agent.paytm.emulator.record import RecordedRequest
+from agent.paytm.emulator.settings import (
+    DEMO_INACTIVE_TID,
+    DEMO_KEY,
+    DEMO_MERCHANT,
+    DEMO_MID,
+    DEMO_TIDS,
+    EmulatorSettings,
+    Merchant,
+    ResultStyle,
+    Terminal,
+    demo_bench_tid,
+)
+from agent.paytm.emulator.state import StateError, UnknownError
+from agent.paytm.emulator.wire import MAX_BODY_BYTES
+
+__all__ = [
+    "DEMO_INACTIVE_TID",
+    "DEMO_KEY",
+    "DEMO_MERCHANT",
+    "DEMO_MID",
+    "DEMO_TIDS",
+    "IST",
+    "MAX_BODY_BYTES",
+    "Behaviour",
+    "Emulator",
+    "EmulatorSettings",
+    "Fault",
+    "FaultError",
+    "FaultKind",
+    "Instant",
+    "Merchant",
+    "Outcome",
+    "RecordedRequest",
+    "ResultStyle",
+    "StateError",
+    "Terminal",
+    "UnknownError",
+    "behaviour_for",
+    "demo_bench_tid",
+]

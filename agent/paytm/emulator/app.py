@@ -1,0 +1,128 @@
+"""`Emulator`: the aiohttp application plus the in-process controls tests use.
+
+Modules mount their routes on one application and share one context (clock, record,
+faults). EDC is the only module today; the PG APIs (payment links, refunds) will be
+another `*_routes(ctx)` next to `edc_routes`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from agent.paytm.emulator.context import EmulatorContext
+from agent.paytm.emulator.control import Control, control_routes, sale_json
+from agent.paytm.emulator.edc import edc_routes
+from agent.paytm.emulator.faults import Fault
+from agent.paytm.emulator.record import RecordedRequest
+from agent.paytm.emulator.settings import EmulatorSettings
+from agent.paytm.emulator.wire import MAX_BODY_BYTES
+
+EMULATOR_KEY = web.AppKey("emulator", EmulatorContext)
+# Handlers still running at shutdown (an injected delay, a client that hung up) get this
+# long before aiohttp cancels them; injected delays end at once on shutdown anyway.
+SHUTDOWN_TIMEOUT_S = 2.0
+
+
+def build_app(ctx: EmulatorContext, control: Control) -> web.Application:
+    app = web.Application(client_max_size=MAX_BODY_BYTES)
+    app[EMULATOR_KEY] = ctx
+    app.add_routes(edc_routes(ctx))
+    app.add_routes(control_routes(control, ctx))
+
+    async def on_startup(_: web.Application) -> None:
+        ctx.closing = asyncio.Event()
+
+    async def on_shutdown(_: web.Application) -> None:
+        ctx.closing.set()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    return app
+
+
+class Emulator:
+    """Paytm's cloud, offline. See docs/emulator.md."""
+
+    def __init__(self, settings: EmulatorSettings | None = None) -> None:
+        self.settings = settings if settings is not None else EmulatorSettings()
+        self._ctx = EmulatorContext.create(self.settings)
+        self._control = Control(self._ctx)
+        self.app = build_app(self._ctx, self._control)
+        self._base_url: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        """"http://127.0.0.1:PORT" while `serve()` is running."""
+        if self._base_url is None:
+            raise RuntimeError("the emulator is not serving")
+        return self._base_url
+
+    @asynccontextmanager
+    async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
+                    access_log: bool = False) -> AsyncIterator[str]:
+        """Serve until the block ends; yields the base URL (port 0 picks a free port)."""
+        if self._base_url is not None:
+            raise RuntimeError("the emulator is already serving")
+        if access_log:
+            runner = web.AppRunner(self.app, handle_signals=False,
+                                   shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+        else:
+            runner = web.AppRunner(self.app, handle_signals=False,
+                                   shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, host, port)
+            await site.start()
+            bound_host, bound_port = runner.addresses[0][:2]
+            shown = f"[{bound_host}]" if ":" in str(bound_host) else str(bound_host)
+            self._base_url = f"http://{shown}:{bound_port}"
+            yield self._base_url
+        finally:
+            self._base_url = None
+            self._ctx.closing.set()
+            await runner.cleanup()
+
+    # ------------------------------------------------------------------
+    # Controls (the same implementation serves /_emulator/)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        return self._control.requests()
+
+    def count(self, path_or_api: str, txn: str | None = None) -> int:
+        return self._control.count(path_or_api, txn)
+
+    async def recorded(self) -> None:
+        """Return when the emulator records its next request (event-driven test waits)."""
+        await self._ctx.recorder.recorded()
+
+    def inject(self, fault: Fault) -> None:
+        self._control.inject(fault)
+
+    @property
+    def faults(self) -> list[Fault]:
+        return self._control.faults()
+
+    def advance(self, seconds: float) -> None:
+        self._control.advance(seconds)
+
+    def finish(self, txn: str, outcome: str, mid: str | None = None) -> None:
+        self._control.finish(txn, outcome, mid)
+
+    def set_terminal_active(self, tid: str, active: bool) -> None:
+        self._control.set_terminal_active(tid, active)
+
+    def reset(self) -> None:
+        self._control.reset()
+
+    def transactions(self) -> list[dict[str, object]]:
+        return [sale_json(sale) for sale in self._control.transactions()]
+
+    def transaction(self, txn: str, mid: str | None = None) -> dict[str, object]:
+        state = self._ctx.edc_state
+        state.sales(self._ctx.clock.now())  # settle first
+        return sale_json(state.find(txn, mid))

@@ -1,0 +1,45 @@
+"""What every emulator module shares: settings, clock, record, faults, state."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+
+from agent.paytm.emulator.clock import SimClock
+from agent.paytm.emulator.faults import FaultQueue
+from agent.paytm.emulator.record import Recorder
+from agent.paytm.emulator.settings import EmulatorSettings
+from agent.paytm.emulator.state import EdcState
+
+
+@dataclass(slots=True)
+class EmulatorContext:
+    settings: EmulatorSettings
+    clock: SimClock
+    recorder: Recorder = field(default_factory=Recorder)
+    faults: FaultQueue = field(default_factory=FaultQueue)
+    edc: EdcState | None = None
+    apis: set[str] = field(default_factory=set)  # names usable in Fault.api
+    # Set while the server shuts down so injected delays end at once instead of holding
+    # the shutdown (and the test) for their full length.
+    closing: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @classmethod
+    def create(cls, settings: EmulatorSettings) -> EmulatorContext:
+        return cls(settings=settings, clock=SimClock(settings.clock, settings.wall_clock),
+                   edc=EdcState(settings))
+
+    @property
+    def edc_state(self) -> EdcState:
+        if self.edc is None:
+            raise RuntimeError("the EDC module is not set up")
+        return self.edc
+
+    async def pause(self, seconds: float) -> None:
+        if seconds <= 0 or self.closing.is_set():
+            return
+        try:
+            async with asyncio.timeout(seconds):
+                await self.closing.wait()
+        except TimeoutError:
+            pass

@@ -1,0 +1,246 @@
+"""Checksum: reference vectors, round trips against the official `paytmchecksum`, bad input."""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import string
+from concurrent.futures import ThreadPoolExecutor
+
+import paytmchecksum
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from agent.errors import SecretError
+from agent.paytm.checksum import (
+    MerchantKey,
+    generate,
+    generate_params,
+    params_string,
+    verify,
+    verify_params,
+)
+
+KEY_TEXT = "ABCDEFGHIJKLMNOP"  # reference §2.6
+KEY = MerchantKey(KEY_TEXT.encode())
+ROUNDS = 1000
+
+STRING_VECTOR = '{"mid":"TESTMID00000000000001","orderId":"ORD1"}'
+STRING_CHECKSUM = ("QuPa/27lQORhqqyoQgOLrCnUg0yY2b35uiGz+kSrV0uknHciivjSyQ2z/Z12Dau9C26hlrhDXyh8"
+                   "tYSk6Rbawfb9Oq38DEXzxUc8N/sVGqw=")
+PARAMS_VECTOR = {"merchantTransactionId": "ORDER0001", "paytmMid": "TESTMID00000000000001",
+                 "paytmTid": "12345678", "transactionAmount": "100",
+                 "transactionDateTime": "2024-01-01 10:00:00"}
+PARAMS_CHECKSUM = ("wL/IDXcuNGpk/wAK3AhGsWn2Sg6hxuE9zslv/5TAKfDKKOcn0SPXhxBDSIxZa3T8ujqL+OMAC4/w"
+                   "aJu2FQajhepEouAeRVMUEtciuMdX8VM=")
+
+# Characters that have broken signature code before: multi-byte UTF-8, astral plane,
+# JSON escapes, the separator itself, and whitespace.
+_TRICKY = "₹é中😀|\\\"\n\t "
+_ALPHABET = string.ascii_letters + string.digits + _TRICKY
+
+
+def _theirs_verify(data: str | dict[str, str | None], checksum: str) -> bool:
+    # The official verify raises on malformed input and deletes CHECKSUMHASH in place.
+    try:
+        copy = dict(data) if isinstance(data, dict) else data
+        return bool(paytmchecksum.verifySignature(copy, KEY_TEXT, checksum))
+    except Exception:
+        return False
+
+
+def _random_value(rng: random.Random) -> str | None:
+    roll = rng.random()
+    if roll < 0.05:
+        return None
+    if roll < 0.10:
+        return ""
+    if roll < 0.15:
+        return rng.choice(["null", "NULL", "Null"])
+    return "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(1, 40)))
+
+
+def _random_params(rng: random.Random) -> dict[str, str | None]:
+    keys = {"".join(rng.choice(string.ascii_letters + "é_") for _ in range(rng.randint(1, 12)))
+            for _ in range(rng.randint(1, 10))}
+    return {key: _random_value(rng) for key in keys}
+
+
+def _random_body_text(rng: random.Random) -> str:
+    body: dict[str, object] = dict(_random_params(rng))
+    body["nested"] = {"a": _random_value(rng)}
+    return json.dumps(body, ensure_ascii=rng.random() < 0.5)
+
+
+# -- reference vectors (§2.6) ------------------------------------------------------------------
+
+
+def test_string_mode_vector() -> None:
+    assert generate(STRING_VECTOR, KEY, salt="abcd") == STRING_CHECKSUM
+    assert verify(STRING_VECTOR, KEY, STRING_CHECKSUM)
+
+
+def test_params_mode_vector() -> None:
+    assert params_string(PARAMS_VECTOR) == (
+        "ORDER0001|TESTMID00000000000001|12345678|100|2024-01-01 10:00:00")
+    assert generate_params(PARAMS_VECTOR, KEY, salt="WXYZ") == PARAMS_CHECKSUM
+    assert verify_params(PARAMS_VECTOR, KEY, PARAMS_CHECKSUM)
+
+
+def test_vectors_agree_with_official_library() -> None:
+    assert paytmchecksum.verifySignature(STRING_VECTOR, KEY_TEXT, STRING_CHECKSUM)
+    assert paytmchecksum.verifySignature(dict(PARAMS_VECTOR), KEY_TEXT, PARAMS_CHECKSUM)
+
+
+def test_repeated_generation_with_one_key_is_stable() -> None:
+    # Each MerchantKey reuses one chained CBC cipher; every call must still start from the IV.
+    key = MerchantKey(KEY_TEXT.encode())
+    for _ in range(5):
+        assert generate(STRING_VECTOR, key, salt="abcd") == STRING_CHECKSUM
+        assert generate_params(PARAMS_VECTOR, key, salt="WXYZ") == PARAMS_CHECKSUM
+
+
+def test_generation_from_threads_matches_official_library() -> None:
+    key = MerchantKey(KEY_TEXT.encode())
+    texts = [f'{{"n":"{i}"}}' for i in range(400)]
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        checksums = list(pool.map(lambda text: generate(text, key), texts))
+    assert all(_theirs_verify(text, cs) for text, cs in zip(texts, checksums, strict=True))
+
+
+def test_params_string_rules() -> None:
+    # Code-point order (upper case first), values only, None and any-case "null" → "".
+    assert params_string({"b": "2", "a": "1", "B": "0"}) == "0|1|2"
+    assert params_string({"a": None, "b": "NuLl", "c": "x"}) == "||x"
+    assert params_string({}) == ""
+
+
+def test_params_mode_ignores_checksumhash_field() -> None:
+    checksum = generate_params(PARAMS_VECTOR, KEY)
+    assert verify_params({**PARAMS_VECTOR, "CHECKSUMHASH": checksum}, KEY, checksum)
+
+
+# -- round trips against the official library --------------------------------------------------
+
+
+def test_params_ours_sign_theirs_verify() -> None:
+    rng = random.Random(1)
+    for _ in range(ROUNDS):
+        params = _random_params(rng)
+        checksum = generate_params(params, KEY)
+        assert len(checksum) == 108
+        assert _theirs_verify(params, checksum), params
+
+
+def test_params_theirs_sign_ours_verify() -> None:
+    rng = random.Random(2)
+    for _ in range(ROUNDS):
+        params = _random_params(rng)
+        checksum = paytmchecksum.generateSignature(dict(params), KEY_TEXT)
+        assert verify_params(params, KEY, checksum), params
+
+
+def test_json_ours_sign_theirs_verify() -> None:
+    rng = random.Random(3)
+    for _ in range(ROUNDS):
+        text = _random_body_text(rng)
+        assert _theirs_verify(text, generate(text, KEY)), text
+
+
+def test_json_theirs_sign_ours_verify() -> None:
+    rng = random.Random(4)
+    for _ in range(ROUNDS):
+        text = _random_body_text(rng)
+        assert verify(text, KEY, paytmchecksum.generateSignature(text, KEY_TEXT)), text
+
+
+def test_empty_inputs_round_trip() -> None:
+    assert verify("", KEY, paytmchecksum.generateSignature("", KEY_TEXT))
+    assert _theirs_verify("", generate("", KEY))
+    assert verify_params({}, KEY, paytmchecksum.generateSignature({}, KEY_TEXT))
+
+
+# -- tampering and garbage ---------------------------------------------------------------------
+
+
+def test_tampered_body_is_rejected() -> None:
+    rng = random.Random(5)
+    for _ in range(200):
+        text = _random_body_text(rng)
+        checksum = generate(text, KEY)
+        assert not verify(text + " ", KEY, checksum)
+        assert not verify(text.replace("{", "{ ", 1), KEY, checksum)
+        params = {k: v for k, v in _random_params(rng).items()}
+        checksum = generate_params(params, KEY)
+        key = sorted(params)[0]
+        params[key] = (params[key] or "") + "x"
+        assert not verify_params(params, KEY, checksum)
+
+
+def test_tampered_checksum_is_rejected() -> None:
+    checksum = generate(STRING_VECTOR, KEY)
+    raw = bytearray(base64.b64decode(checksum))
+    for position in (0, 15, 16, 40, 63, 64, 79):
+        for bit in (0x01, 0x80):
+            changed = bytearray(raw)
+            changed[position] ^= bit
+            assert not verify(STRING_VECTOR, KEY, base64.b64encode(bytes(changed)).decode())
+
+
+def test_other_salt_or_key_is_rejected() -> None:
+    assert not verify(STRING_VECTOR, MerchantKey(b"ABCDEFGHIJKLMNOQ"), STRING_CHECKSUM)
+    assert not verify(STRING_VECTOR, KEY, generate(STRING_VECTOR + "x", KEY))
+
+
+@pytest.mark.parametrize("checksum", [
+    "", "x", "not base64 at all!", "=" * 108, STRING_CHECKSUM[:-4], STRING_CHECKSUM + "AAAA",
+    STRING_CHECKSUM.replace("Q", "*", 1),  # right length, outside the alphabet
+    base64.b64encode(bytes(80)).decode(),  # right length, padding does not decrypt
+    base64.b64encode(bytes(64)).decode(),  # wrong ciphertext length
+    " " + STRING_CHECKSUM[1:],
+    STRING_CHECKSUM.replace("=", "A"),
+])
+def test_malformed_checksum_is_false(checksum: str) -> None:
+    assert verify(STRING_VECTOR, KEY, checksum) is False
+    assert verify_params(PARAMS_VECTOR, KEY, checksum) is False
+
+
+def test_non_string_checksum_is_false() -> None:
+    assert verify(STRING_VECTOR, KEY, None) is False  # type: ignore[arg-type]
+    assert verify(STRING_VECTOR, KEY, 42) is False  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text())
+def test_arbitrary_checksum_never_raises(checksum: str) -> None:
+    assert verify(STRING_VECTOR, KEY, checksum) is False
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet=string.ascii_letters + string.digits + "+/=", min_size=108,
+               max_size=108))
+def test_arbitrary_base64_checksum_never_raises(checksum: str) -> None:
+    # Reaches the decrypt path: right length and alphabet, random ciphertext and padding.
+    assert verify(STRING_VECTOR, KEY, checksum) is False
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.binary(min_size=80, max_size=80))
+def test_arbitrary_ciphertext_never_raises(raw: bytes) -> None:
+    assert verify(STRING_VECTOR, KEY, base64.b64encode(raw).decode()) is False
+
+
+@pytest.mark.parametrize("key", [b"", b"short", b"ABCDEFGHIJKLMNO", b"ABCDEFGHIJKLMNOPQ",
+                                 b"A" * 32])
+def test_key_of_wrong_length_is_a_secret_error(key: bytes) -> None:
+    with pytest.raises(SecretError, match="16 characters"):
+        MerchantKey(key)
+
+
+def test_key_from_text() -> None:
+    assert MerchantKey.from_text(KEY_TEXT + "\n").secret_bytes == KEY_TEXT.encode()
+    with pytest.raises(SecretError):
+        MerchantKey.from_text("ABCDEFGHIJKLMNO₹")
+    assert KEY_TEXT not in repr(KEY) and KEY_TEXT not in str(KEY)
