@@ -49,4 +49,4 @@ def reconcile_delay(elapsed_s: float) -> float | None:
 
 def error_backoff(base_s: float, failures: int) -> float:
     """After `failures` consecutive failed status calls: base doubled each time, capped."""
-    return min(base_s * (2 ** min(failures, 16)), max(base_s, ERROR_BACKOFF_MAX_S))
+    return float(min(base_s * (2 ** min(failures, 16)), max(base_s, ERROR_BACKOFF_MAX_S)))

@@ -12,6 +12,7 @@ diagnostics page and metrics.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sqlite3
@@ -60,6 +61,9 @@ class Journal:
         self.path = str(path)
         self._clock = clock
         self.write_latency: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        # Called after each commit with (what, txn row): "state", "event" or "delivered".
+        # Live web views and tests wait on these instead of polling the file.
+        self._listeners: list[Callable[[str, int], None]] = []
         try:
             if self.path != ":memory:":
                 Path(self.path).parent.mkdir(parents=True, exist_ok=True)
@@ -74,6 +78,18 @@ class Journal:
             raise JournalError(f"cannot open journal {self.path!r}: {exc}") from exc
 
     # -- lifecycle --------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[str, int], None]) -> Callable[[], None]:
+        """Call `listener(what, txn_row)` after every commit; returns the unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _changed(self, what: str, row_id: int) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener(what, row_id)
+            except Exception:
+                log.exception("journal listener failed")
 
     def close(self) -> None:
         self._db.close()
@@ -99,10 +115,8 @@ class Journal:
     def size_bytes(self) -> int:
         total = 0
         for suffix in ("", "-wal", "-shm"):
-            try:
+            with contextlib.suppress(OSError):  # -wal/-shm exist only while open
                 total += Path(self.path + suffix).stat().st_size
-            except OSError:
-                pass
         return total
 
     def integrity_check(self) -> str:
@@ -159,6 +173,7 @@ class Journal:
             row_id = int(cur.lastrowid or 0)
             for state in steps:
                 self._event(row_id, now, state.value, "", "")
+        self._changed("state", row_id)
         return self.get(row_id)
 
     def transition(
@@ -202,6 +217,7 @@ class Journal:
         with self._write():
             self._db.execute(f"UPDATE txns SET {', '.join(sets)} WHERE id=?", (*args, row_id))
             self._event(row_id, now, state.value, code or "", detail)
+        self._changed("state", row_id)
         return self.get(row_id)
 
     def note(self, row_id: int, detail: str, code: str = "") -> None:
@@ -209,6 +225,7 @@ class Journal:
         with self._write():
             state = self._db.execute("SELECT state FROM txns WHERE id=?", (row_id,)).fetchone()
             self._event(row_id, self._clock(), str(state[0]) if state else "", code, detail)
+        self._changed("event", row_id)
 
     def finish(
         self,
@@ -246,6 +263,7 @@ class Journal:
                 (row_id, lane, payload, now),
             )
             outbox_id = int(cur.lastrowid or 0)
+        self._changed("state", row_id)
         return self.get(row_id), self.outbox_row(outbox_id)
 
     def mark_delivered(self, outbox_id: int) -> None:
@@ -259,6 +277,7 @@ class Journal:
                 return
             self._db.execute("UPDATE outbox SET delivered_at=? WHERE id=?", (now, outbox_id))
             self._event(int(row[0]), now, "delivered", "", f"result {outbox_id} ACKed")
+        self._changed("delivered", int(row[0]))
 
     # -- queries ----------------------------------------------------------------------
 

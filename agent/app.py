@@ -1,0 +1,146 @@
+"""Wiring and lifecycle: config → journal, Paytm client, engine, lanes; `edc-agent run`.
+
+Start order matters: the journal is opened and recovery has queued every unfinished
+transaction *before* any lane reads a request, so a restart can never let a new sale
+onto a terminal whose last sale is still unresolved.
+
+Stop order (SIGTERM, within DRAIN_S): lanes stop reading (no new work), requests
+already talking to Paytm get a moment to finish, pollers stop (the journal lets the
+next start resume them), links and the journal close.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+import time
+from collections.abc import Callable
+
+import aiohttp
+
+from agent import __version__
+from agent.config import Config, load_config
+from agent.engine.engine import CloudHealth, Engine
+from agent.engine.lane import Lane
+from agent.errors import ConfigError
+from agent.journal import Journal
+from agent.keyfile import load_merchant_key
+from agent.logs import SECRETS, setup_logging
+from agent.paytm.checksum import MerchantKey
+from agent.paytm.edc import EdcClient
+from agent.paytm.http import make_session
+from agent.paytm.outcome import CallRecord
+from drivers.base import Transport
+from drivers.url import LinkSpec
+
+log = logging.getLogger(__name__)
+
+DRAIN_S = 3.0  # SIGTERM → exit within 5 s: 3 s for in-flight calls, the rest to close
+
+
+class Agent:
+    """The whole agent in one object; `edc-agent run`, the demo and the tests use it."""
+
+    def __init__(
+        self,
+        config: Config,
+        key: MerchantKey,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        journal: Journal | None = None,
+        transport_factory: Callable[[LinkSpec], Transport] | None = None,
+    ) -> None:
+        self.config = config
+        self.started_at = time.time()
+        self.health = CloudHealth()
+        self.calls: list[CallRecord] = []
+        self._own_session = session is None
+        self._session = session
+        self._key = key
+        self.journal = journal if journal is not None else Journal(config.journal.path)
+        self.engine: Engine | None = None
+        self.lanes: list[Lane] = []
+        self._observers: list[Callable[[CallRecord], None]] = []
+        self._transport_factory = transport_factory
+
+    def observe_calls(self, observer: Callable[[CallRecord], None]) -> None:
+        self._observers.append(observer)
+
+    def _observe(self, record: CallRecord) -> None:
+        self.health.observe(record)
+        for observer in self._observers:
+            observer(record)
+
+    async def start(self) -> None:
+        if self._session is None:
+            self._session = make_session(self.config.paytm)
+        edc = EdcClient(self._session, self.config.paytm, self._key, observer=self._observe)
+        self.engine = Engine(self.config, self.journal, edc, health=self.health)
+        factory = self._transport_factory
+        if factory is None:
+            from drivers.factory import make_transport
+
+            factory = make_transport
+        for lane_config in self.config.lanes:
+            if lane_config.spec is None:
+                raise ConfigError([f"lane {lane_config.name}: link URL missing"])
+            lane = Lane(lane_config, factory(lane_config.spec), self.engine, self.journal)
+            self.engine.attach(lane)
+            self.lanes.append(lane)
+        # Recovery before any lane reads: unfinished sales hold their terminals again and
+        # undelivered results are queued first.
+        self.engine.recover()
+        for lane in self.lanes:
+            await lane.start()
+        log.info("edc-agent %s running: %d lane(s), journal %s", __version__, len(self.lanes),
+                 self.journal.path)
+
+    async def stop(self) -> None:
+        for lane in self.lanes:
+            await lane.stop_reading()
+        if self.engine is not None:
+            await self.engine.drain(DRAIN_S)
+            await self.engine.stop()
+        for lane in self.lanes:
+            await lane.stop()
+        if self._own_session and self._session is not None:
+            await self._session.close()
+        self.journal.close()
+        log.info("edc-agent stopped")
+
+
+async def _serve(config: Config, key: MerchantKey) -> None:
+    agent = Agent(config, key)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await agent.start()
+    try:
+        await stop.wait()
+        log.info("stopping: finishing what is in flight (at most %.0f s)", DRAIN_S)
+    finally:
+        await agent.stop()
+
+
+def run_main(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.config)
+        key = load_merchant_key(config.paytm.merchant_key_file)
+    except ConfigError as exc:
+        print(f"edc-agent: {args.config}: cannot start:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    SECRETS.add(key.secret_bytes.decode("ascii"))
+    if config.http.password_hash:
+        SECRETS.add(config.http.password_hash)
+    setup_logging(config.log.level)
+    try:
+        asyncio.run(_serve(config, key))
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,1 @@
+"""The engine (money-safety rules, transaction state machine) and the lanes it serves."""

@@ -1,0 +1,166 @@
+"""An agent, the Paytm emulator and a register on a real pty, all in this process.
+
+    RegisterClient ─ Link ─ FdTransport(pty master) ══ pty ══ SerialTransport(slave) ─ Agent
+    Agent ─ aiohttp ─ loopback ─ Emulator
+
+Nothing is faked: real frames over a real tty, a real SQLite journal file, real HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from agent.app import Agent
+from agent.config import Config, config_from_dict
+from agent.journal import Journal
+from agent.link.layer import Link
+from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, RecordedRequest
+from agent.register.client import Received, RegisterClient, TranscriptEvent
+from agent.register.codec import message_id
+from agent.register.messages import Result
+from drivers.base import Transport
+from drivers.fd import FdTransport
+from drivers.serial_port import SerialTransport
+from drivers.url import LinkSpec, LinkTimings, SerialSpec
+
+TID = "12345678"
+WAIT_S = 10.0  # safety net for awaits that should complete in milliseconds
+
+
+def agent_config(
+    *,
+    base_url: str,
+    journal: Path,
+    link: str,
+    polling: dict[str, float] | None = None,
+    extra_lanes: list[dict[str, Any]] | None = None,
+    tid: str = TID,
+) -> Config:
+    return config_from_dict({
+        "paytm": {"mid": DEMO_MID, "merchant_key_file": "/unused",
+                  "edc_base_url": base_url, "pg_base_url": base_url,
+                  "connect_timeout_s": 2, "read_timeout_s": 2},
+        "polling": {"first_check_s": 0, "interval_s": 0.02, "slow_after_s": 60,
+                    "slow_interval_s": 0.05, "unknown_after_s": 30, "not_found_grace_s": 30,
+                    **(polling or {})},
+        "journal": {"path": str(journal)},
+        "receipt": {"width": 32, "header": ["Test Store"]},
+        "lanes": [{"name": "till-1", "link": link, "tid": tid, "pos_id": "S1_1"},
+                  *(extra_lanes or [])],
+    })
+
+
+@dataclass
+class Register:
+    """The register side of one pty: a client plus everything it saw."""
+
+    client: RegisterClient
+    link: Link
+    transcript: list[TranscriptEvent] = field(default_factory=list)
+
+    def results(self, txn: str | None = None) -> list[Result]:
+        return [e.message for e in self.transcript
+                if isinstance(e, Received) and isinstance(e.message, Result)
+                and (txn is None or e.message.txn == txn)]
+
+
+class Pty:
+    """A pty pair: the agent opens `path` through pyserial; the register holds the master."""
+
+    def __init__(self) -> None:
+        self.master, self._slave = os.openpty()
+        self.path = os.ttyname(self._slave)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self._slave)
+
+
+def serial_only(spec: LinkSpec) -> Transport:
+    assert isinstance(spec.target, SerialSpec)
+    return SerialTransport(spec.target, url=spec.url)
+
+
+@asynccontextmanager
+async def register_on(fd: int, name: str = "register",
+                      timings: LinkTimings | None = None) -> AsyncIterator[Register]:
+    transport = FdTransport(fd, name, close_fd=False)
+    await transport.open()
+    link = Link(transport, timings or LinkTimings(ack_timeout_s=0.3), name=name,
+                id_of=message_id)
+    await link.start()
+    transcript: list[TranscriptEvent] = []
+    client = RegisterClient(link, transcript=transcript.append)
+    await client.start()
+    try:
+        yield Register(client=client, link=link, transcript=transcript)
+    finally:
+        await client.stop()
+        await link.stop()
+        await transport.close()
+
+
+async def wait_for_request(emulator: Emulator, predicate: Callable[[RecordedRequest], bool],
+                           timeout_s: float = WAIT_S) -> RecordedRequest:
+    """The first recorded request matching `predicate`, awaiting the emulator's record."""
+    async def find() -> RecordedRequest:
+        while True:
+            for request in emulator.requests:
+                if predicate(request):
+                    return request
+            await emulator.recorded()
+
+    return await asyncio.wait_for(find(), timeout_s)
+
+
+async def until_delivered(journal: Journal, row_id: int, timeout_s: float = WAIT_S) -> None:
+    """Wait until the register has ACKed a result of transaction row `row_id`."""
+    def delivered() -> bool:
+        return any(o.delivered_at is not None for o in journal.outbox_for(row_id))
+
+    if delivered():
+        return
+    event = asyncio.Event()
+    unsubscribe = journal.subscribe(
+        lambda what, row: event.set() if what == "delivered" and row == row_id else None)
+    try:
+        await asyncio.wait_for(event.wait(), timeout_s)
+    finally:
+        unsubscribe()
+    assert delivered()
+
+
+@dataclass
+class Stack:
+    emulator: Emulator
+    agent: Agent
+    register: Register
+    pty: Pty
+    config: Config
+
+
+@asynccontextmanager
+async def stack(tmp_path: Path, settings: EmulatorSettings | None = None,
+                polling: dict[str, float] | None = None) -> AsyncIterator[Stack]:
+    emulator = Emulator(settings or EmulatorSettings())
+    async with emulator.serve() as base_url:
+        pty = Pty()
+        config = agent_config(base_url=base_url, journal=tmp_path / "journal.db",
+                              link=f"serial://{pty.path}", polling=polling)
+        agent = Agent(config, DEMO_KEY, transport_factory=serial_only)
+        await agent.start()
+        try:
+            async with register_on(pty.master) as register:
+                yield Stack(emulator=emulator, agent=agent, register=register, pty=pty,
+                            config=config)
+        finally:
+            await agent.stop()
+            pty.close()
+            os.close(pty.master)
