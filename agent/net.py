@@ -21,7 +21,7 @@ def split_host_port(text: str) -> tuple[str, int]:
     if not sep or not host or not port_text.isdigit():
         raise ValueError(f"expected HOST:PORT, got {text!r}")
     port = int(port_text)
-    if not 0 < port < 65536:
+    if not 0 <= port < 65536:  # 0: any free port (tests, the demo)
         raise ValueError(f"port out of range in {text!r}")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]

@@ -24,7 +24,7 @@ from agent.link.layer import Link
 from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, RecordedRequest
 from agent.register.client import Received, RegisterClient, TranscriptEvent
 from agent.register.codec import message_id
-from agent.register.messages import Result
+from agent.register.messages import Reply, Result
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
@@ -64,6 +64,25 @@ class Register:
     client: RegisterClient
     link: Link
     transcript: list[TranscriptEvent] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def record(self, event: TranscriptEvent) -> None:
+        self.transcript.append(event)
+        self.changed.set()
+
+    async def wait_for(self, predicate: Callable[[Reply], bool],
+                       timeout_s: float = WAIT_S) -> Reply:
+        """The first reply (so far or to come) matching `predicate`."""
+        async def find() -> Reply:
+            while True:
+                self.changed.clear()
+                for event in self.transcript:
+                    if isinstance(event, Received) and event.message is not None \
+                            and predicate(event.message):
+                        return event.message
+                await self.changed.wait()
+
+        return await asyncio.wait_for(find(), timeout_s)
 
     def results(self, txn: str | None = None) -> list[Result]:
         return [e.message for e in self.transcript
@@ -96,13 +115,13 @@ async def register_on(fd: int, name: str = "register",
     link = Link(transport, timings or LinkTimings(ack_timeout_s=0.3), name=name,
                 id_of=message_id)
     await link.start()
-    transcript: list[TranscriptEvent] = []
-    client = RegisterClient(link, transcript=transcript.append)
-    await client.start()
+    register = Register(client=RegisterClient(link), link=link)
+    register.client = RegisterClient(link, transcript=register.record)
+    await register.client.start()
     try:
-        yield Register(client=client, link=link, transcript=transcript)
+        yield register
     finally:
-        await client.stop()
+        await register.client.stop()
         await link.stop()
         await transport.close()
 

@@ -1,0 +1,274 @@
+"""`edc-agent demo`: the Paytm emulator, the agent and a virtual register on a pty, in one
+process, running a script a newcomer can follow: who says what, in order.
+
+    virtual register ══ pty ══ agent ══ loopback HTTP ══ Paytm emulator
+
+Nothing is special-cased for the demo: the agent runs exactly as under `edc-agent run`,
+with a temporary journal and the emulator's demo merchant.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TextIO
+
+from agent.app import Agent
+from agent.config import Config, config_from_dict
+from agent.link.layer import Link
+from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
+from agent.paytm.outcome import CallRecord
+from agent.receipts import rupees
+from agent.register.client import Received, RegisterClient, Sent, TranscriptEvent
+from agent.register.codec import message_id
+from agent.register.messages import (
+    Accepted,
+    Error,
+    Message,
+    Pong,
+    Request,
+    Result,
+    Sale,
+    State,
+    Status,
+    Void,
+)
+from drivers.fd import FdTransport
+from drivers.url import LinkTimings
+
+DEMO_TID = "12345678"
+CUSTOMER_DELAY_S = 1.5  # the simulated customer takes this long to tap a card
+RESULT_WAIT_S = 30.0
+DEMO_POLLING = {"first_check_s": 0.5, "interval_s": 0.5, "slow_after_s": 60,
+                "slow_interval_s": 2, "unknown_after_s": 120, "not_found_grace_s": 20}
+
+
+class Narrator:
+    """Prints who says what: register, agent, Paytm. One line per message."""
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._last_status: dict[str, str] = {}
+
+    def say(self, text: str = "") -> None:
+        print(text, file=self._out, flush=True)
+
+    def step(self, number: int, title: str) -> None:
+        self.say()
+        self.say(f"{number}. {title}")
+
+    def register_event(self, event: TranscriptEvent) -> None:
+        match event:
+            case Sent(message=message) if message is not None:
+                self.say(f"   register says   {_describe(message)}")
+            case Received(message=message) if message is not None:
+                self.say(f"   agent says      {_describe(message)}")
+                if isinstance(message, Result) and message.status != "unknown":
+                    for line in message.receipt:
+                        self.say(f"   {'':15} │ {line}")
+
+    def paytm_call(self, record: CallRecord) -> None:
+        name = {"sale": "Sale", "status": "Status Enquiry", "void": "Void"}.get(record.api,
+                                                                              record.api)
+        if record.outcome != "answered":
+            answer = f"no answer ({record.outcome}: {record.reason})"
+        else:
+            answer = f"{record.code or '-'} {_CODE_WORDS.get(record.code or '', '')}".strip()
+        key = f"{record.api}:{record.txn}"
+        if record.api == "status" and self._last_status.get(key) == answer:
+            return  # the same "still pending" again: say it once
+        self._last_status[key] = answer
+        self.say(f"   Paytm says      {name} {record.txn} → {answer} "
+                 f"({record.latency_s * 1000:.0f} ms)")
+
+
+_CODE_WORDS = {"0009": "accepted, sent to the terminal", "0000": "success",
+               "0010": "pending: waiting for the customer", "0011": "failed",
+               "0404": "not found (yet)", "0333": "terminal busy", "0007": "terminal inactive"}
+
+
+def _describe(message: Message) -> str:
+    match message:
+        case Sale(txn=txn, amount=amount):
+            return f"sale {txn} {rupees(amount)}"
+        case Void(txn=txn):
+            return f"void {txn}"
+        case Status(txn=txn, kind=kind):
+            return f"status {txn} ({kind})"
+        case Accepted(txn=txn, kind=kind):
+            return f"accepted {kind} {txn}"
+        case State(txn=txn, state=state):
+            return f"state {txn}: {state}"
+        case Result(txn=txn, kind=kind, status=status, code=code, message=text):
+            return f"result {kind} {txn}: {status.upper()} {code} \"{text}\""
+        case Error(code=code, message=text, txn=txn):
+            return f"error {code.value}{' ' + txn if txn else ''}: \"{text}\""
+        case Pong(lane=lane, tid=tid, busy=busy, cloud=cloud):
+            return f"pong: lane {lane}, terminal {tid}, busy={busy}, Paytm {cloud}"
+    return type(message).__name__.lower()
+
+
+def demo_config(base_url: str, journal: Path, tty: str, http_listen: str) -> Config:
+    return config_from_dict({
+        "paytm": {"mid": DEMO_MID, "merchant_key_file": "(demo key, in memory)",
+                  "edc_base_url": base_url, "pg_base_url": base_url},
+        "polling": DEMO_POLLING,
+        "journal": {"path": str(journal)},
+        "http": {"listen": http_listen},
+        "receipt": {"width": 32, "header": ["Demo Store", "MG Road, Bengaluru"],
+                    "footer": ["Thank you!"]},
+        "lanes": [{"name": "till-1", "link": f"serial://{tty}", "tid": DEMO_TID,
+                   "pos_id": "S1_1"}],
+    })
+
+
+class Script:
+    """The demo's scripted register session."""
+
+    def __init__(self, client: RegisterClient, emulator: Emulator, say: Narrator) -> None:
+        self.client = client
+        self.emulator = emulator
+        self.say = say
+        self._n = 0
+
+    def _id(self) -> str:
+        self._n += 1
+        return f"demo{self._n}"
+
+    async def ask(self, request: Request) -> Result | Error | None:
+        exchange = await self.client.request(request, RESULT_WAIT_S)
+        final = exchange.final
+        return final if isinstance(final, Result | Error) else None
+
+    async def run(self) -> bool:
+        steps: list[tuple[str, Callable[[], Awaitable[bool]]]] = [
+            ("A card sale of ₹150.00: the customer taps a card", self.card_sale),
+            ("A UPI sale of ₹250.06: the customer scans the QR on the terminal", self.upi_sale),
+            ("A sale the bank declines (₹99.01)", self.declined_sale),
+            ("A second sale while the first is still on the terminal", self.busy),
+            ("The register repeats a sale it already sent (same txn)", self.repeat),
+            ("The cashier voids the card sale of step 1", self.void),
+        ]
+        ok = True
+        for number, (title, step) in enumerate(steps, start=1):
+            self.say.step(number, title)
+            passed = await step()
+            ok = ok and passed
+            if not passed:
+                self.say.say("   !! this step did not go as expected")
+        return ok
+
+    async def card_sale(self) -> bool:
+        result = await self.ask(Sale(id=self._id(), txn="DEMOCARD0001", amount="15000",
+                                     ref="INV-1001"))
+        return isinstance(result, Result) and result.status == "success"
+
+    async def upi_sale(self) -> bool:
+        result = await self.ask(Sale(id=self._id(), txn="DEMOUPI00001", amount="25006"))
+        return isinstance(result, Result) and result.status == "success"
+
+    async def declined_sale(self) -> bool:
+        result = await self.ask(Sale(id=self._id(), txn="DEMODECL0001", amount="9901"))
+        return isinstance(result, Result) and result.status == "failed"
+
+    async def busy(self) -> bool:
+        first = asyncio.ensure_future(self.ask(
+            Sale(id=self._id(), txn="DEMOBUSY0001", amount="50000")))
+        await self._until_sent("DEMOBUSY0001")
+        second = await self.ask(Sale(id=self._id(), txn="DEMOBUSY0002", amount="12000"))
+        busy = isinstance(second, Error) and second.code.value == "TERMINAL_BUSY"
+        self.say.say("   (the agent refused it without calling Paytm; the first goes on)")
+        result = await first
+        return busy and isinstance(result, Result) and result.status == "success"
+
+    async def _until_sent(self, txn: str) -> None:
+        while self.emulator.count("sale", txn) == 0:
+            await self.emulator.recorded()
+
+    async def repeat(self) -> bool:
+        before = self.emulator.count("sale", "DEMOCARD0001")
+        result = await self.ask(Sale(id=self._id(), txn="DEMOCARD0001", amount="15000",
+                                     ref="INV-1001"))
+        after = self.emulator.count("sale", "DEMOCARD0001")
+        self.say.say(f"   (answered from the journal: Paytm received {after} Sale for "
+                     "DEMOCARD0001 in all, never a second one)")
+        return isinstance(result, Result) and result.status == "success" and before == after
+
+    async def void(self) -> bool:
+        result = await self.ask(Void(id=self._id(), txn="DEMOCARD0001"))
+        return isinstance(result, Result) and result.kind == "void" \
+            and result.status == "success"
+
+
+async def run_demo(keep: bool, out: TextIO = sys.stdout) -> int:
+    say = Narrator(out)
+    emulator = Emulator(EmulatorSettings(customer_delay_s=CUSTOMER_DELAY_S))
+    with tempfile.TemporaryDirectory(prefix="edc-agent-demo-") as tmp:
+        master, slave = os.openpty()
+        tty = os.ttyname(slave)
+        try:
+            async with emulator.serve() as base_url:
+                listen = "127.0.0.1:8765" if keep else "127.0.0.1:0"
+                config = demo_config(base_url, Path(tmp) / "journal.db", tty, listen)
+                agent = Agent(config, DEMO_KEY)
+                agent.observe_calls(say.paytm_call)
+                say.say("edc-agent demo: a virtual register, the agent and a Paytm emulator")
+                say.say(f"   register on {tty} (pty) · Paytm emulator at {base_url} · "
+                        f"journal {Path(tmp) / 'journal.db'}")
+                await agent.start()
+                try:
+                    ok = await _run_register(master, emulator, say, keep, agent)
+                finally:
+                    await agent.stop()
+        finally:
+            os.close(slave)
+            os.close(master)
+    say.say()
+    say.say("Demo finished: every step behaved as expected." if ok
+            else "Demo finished with unexpected results (see above).")
+    return 0 if ok else 1
+
+
+async def _run_register(master: int, emulator: Emulator, say: Narrator, keep: bool,
+                        agent: Agent) -> bool:
+    transport = FdTransport(master, "virtual-register", close_fd=False)
+    await transport.open()
+    link = Link(transport, LinkTimings(), name="virtual-register", id_of=message_id)
+    await link.start()
+    client = RegisterClient(link, transcript=say.register_event)
+    await client.start()
+    try:
+        ok = await Script(client, emulator, say).run()
+        if keep:
+            await _stay_up(say, agent)
+        return ok
+    finally:
+        await client.stop()
+        await link.stop()
+        await transport.close()
+
+
+async def _stay_up(say: Narrator, agent: Agent) -> None:
+    web = getattr(agent, "web_address", None)
+    say.say()
+    if web:
+        say.say(f"The technician page is at {web}")
+    say.say("Staying up (--keep). Press Ctrl-C to stop.")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+def demo_main(args: argparse.Namespace) -> int:
+    with contextlib.suppress(KeyboardInterrupt):
+        return asyncio.run(run_demo(bool(args.keep)))
+    return 130

@@ -1,0 +1,27 @@
+"""`edc-agent demo` as a newcomer runs it: a subprocess that must finish, exit 0 and tell
+the story in order."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+
+def test_demo_runs_the_script_and_exits_0() -> None:
+    done = subprocess.run([sys.executable, "-m", "agent", "demo"], capture_output=True,
+                          text=True, timeout=120, check=False)
+    out = done.stdout
+    assert done.returncode == 0, out + done.stderr
+    for expected in ("register says", "agent says", "Paytm says",
+                     "result sale DEMOCARD0001: SUCCESS 0000",
+                     "result sale DEMOUPI00001: SUCCESS",
+                     "result sale DEMODECL0001: FAILED",
+                     "error TERMINAL_BUSY DEMOBUSY0001",
+                     "result void DEMOCARD0001: SUCCESS",
+                     "Paytm received 1 Sale for DEMOCARD0001",
+                     "APPROVED", "VOIDED", "every step behaved as expected"):
+        assert expected in out, expected
+    # The story is in order: the register asks before the agent answers.
+    assert out.index("register says   sale DEMOCARD0001") < \
+        out.index("agent says      accepted sale DEMOCARD0001") < \
+        out.index("result sale DEMOCARD0001")
