@@ -1,0 +1,47 @@
+"""Register link: the frame codec (pure) and the ACK/NAK link state machine (protocol §2)."""
+
+from agent.link.codec import (
+    ACK,
+    ENQ,
+    EOT,
+    ETX,
+    MAX_PAYLOAD,
+    MIN_PAYLOAD,
+    NAK,
+    STX,
+    ControlReceived,
+    Event,
+    FrameDecoder,
+    FrameReceived,
+    FrameRejected,
+    InvalidPayloadError,
+    PartialDropped,
+    RejectReason,
+    encode_frame,
+    lrc,
+)
+from agent.link.layer import Link, LinkClosedError, LinkCounters
+
+__all__ = [
+    "ACK",
+    "ENQ",
+    "EOT",
+    "ETX",
+    "MAX_PAYLOAD",
+    "MIN_PAYLOAD",
+    "NAK",
+    "STX",
+    "ControlReceived",
+    "Event",
+    "FrameDecoder",
+    "FrameReceived",
+    "FrameRejected",
+    "InvalidPayloadError",
+    "Link",
+    "LinkClosedError",
+    "LinkCounters",
+    "PartialDropped",
+    "RejectReason",
+    "encode_frame",
+    "lrc",
+]
