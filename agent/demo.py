@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import tempfile
+import tty as termios_tty
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
@@ -212,6 +213,8 @@ async def run_demo(keep: bool, out: TextIO = sys.stdout) -> int:
     emulator = Emulator(EmulatorSettings(customer_delay_s=CUSTOMER_DELAY_S))
     with tempfile.TemporaryDirectory(prefix="edc-agent-demo-") as tmp:
         master, slave = os.openpty()
+        # Raw at once, so nothing the register writes is echoed back before the agent opens it.
+        termios_tty.setraw(slave)
         tty = os.ttyname(slave)
         try:
             async with emulator.serve() as base_url:

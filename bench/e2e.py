@@ -21,6 +21,7 @@ import os
 import sys
 import tempfile
 import time
+import tty
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -70,6 +71,8 @@ async def run(sales: int, lanes: int, durable: bool, tmp: Path) -> dict[str, obj
     async with AsyncExitStack() as stack:
         base_url = await stack.enter_async_context(emulator.serve())
         ptys = [os.openpty() for _ in range(lanes)]
+        for _, slave in ptys:
+            tty.setraw(slave)
         config = config_from_dict({
             "paytm": {"mid": DEMO_MID, "merchant_key_file": "-", "edc_base_url": base_url},
             "polling": POLLING,

@@ -11,16 +11,22 @@ Contract:
 - `read()` waits for the next chunk of bytes (at least one byte). While the pipe
   is down it simply waits; it raises `TransportClosedError` only after `close()`.
 - `write(data)` writes all of `data` or raises `TransportDownError` when the
-  pipe is not up at that moment (the link layer counts that as a failed send).
+  pipe is not up at that moment (the link layer counts that as a failed send),
+  and `TransportClosedError` after `close()`.
 - `close()` stops everything; idempotent.
+- `wait_state(*states)` waits until the pipe enters one of `states` (tests and
+  the console use it instead of sleeping).
 """
 
 from __future__ import annotations
 
 import abc
+import asyncio
 import enum
 import time
 from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Self
 
 # Reconnect backoff: the first retry is quick (a USB adapter re-enumerates in
 # about a second), later ones slow down so a missing device costs nothing.
@@ -34,6 +40,10 @@ class TransportState(enum.StrEnum):
     CONNECTING = "connecting"  # first attempt in progress
     UP = "up"
     RECONNECTING = "reconnecting"  # lost (or never had) the device; retrying
+
+
+# wait_state(): the states a waiter wants, and the future it sleeps on.
+_Waiter = tuple[frozenset[TransportState], "asyncio.Future[TransportState]"]
 
 
 @dataclass
@@ -50,12 +60,45 @@ class TransportStatus:
     bytes_out: int = 0
     detail: dict[str, str] = field(default_factory=dict)  # e.g. {"baudrate": "115200"}
 
+    def __post_init__(self) -> None:
+        # Not a dataclass field on purpose: asdict()/repr() of a status (the
+        # diagnostics page) must not see futures.
+        self._waiters: list[_Waiter] = []
+
     def set_state(self, state: TransportState, error: str | None = None) -> None:
+        """Record a state change. Call it from the event loop thread only."""
+        if error is not None:
+            self.last_error = error
         if state is not self.state:
             self.state = state
             self.since = time.time()
-        if error is not None:
-            self.last_error = error
+            # Wake waiters from here rather than letting them poll `state`: a
+            # waiter for RECONNECTING must see the transition even if the
+            # pipe is back UP before the waiter's task runs again.
+            keep: list[_Waiter] = []
+            for wanted, fut in self._waiters:
+                if fut.done():
+                    continue
+                if state in wanted:
+                    fut.set_result(state)
+                else:
+                    keep.append((wanted, fut))
+            self._waiters = keep
+
+    async def wait_state(self, *states: TransportState) -> TransportState:
+        """Wait until the pipe is in (or next enters) one of `states`; returns that state."""
+        if not states:
+            raise ValueError("wait_state() needs at least one state")
+        if self.state in states:
+            return self.state
+        fut: asyncio.Future[TransportState] = asyncio.get_running_loop().create_future()
+        entry = (frozenset(states), fut)
+        self._waiters.append(entry)
+        try:
+            return await fut
+        finally:
+            if entry in self._waiters:
+                self._waiters.remove(entry)
 
 
 class Backoff:
@@ -101,3 +144,18 @@ class Transport(abc.ABC):
     @property
     def is_up(self) -> bool:
         return self.status.state is TransportState.UP
+
+    async def wait_state(self, *states: TransportState) -> TransportState:
+        return await self.status.wait_state(*states)
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -51,7 +51,6 @@ from drivers.base import Transport, TransportState
 from drivers.url import LinkSpec, parse_link_url
 
 CONNECT_TIMEOUT_S: Final = 5.0  # the first attempt to open the device / reach the agent
-CONNECT_POLL_S: Final = 0.02  # how often the transport's state is looked at meanwhile
 
 OUT: Final = "register → agent: "
 IN: Final = "agent → register: "
@@ -276,23 +275,17 @@ async def _stdin_lines() -> AsyncIterator[str]:
 
 
 async def wait_connected(transport: Transport, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
-    """Return once the transport is up; TransportError when its first attempt failed.
-
-    The drivers retry in the background and have no "first attempt done" event, so the
-    state is looked at every CONNECT_POLL_S.
-    """
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while True:
+    """Return once the transport is up; TransportError when its first attempt failed."""
+    try:
+        state = await asyncio.wait_for(
+            transport.wait_state(TransportState.UP, TransportState.RECONNECTING), timeout_s)
+    except TimeoutError:
         status = transport.status
-        if status.state is TransportState.UP:
-            return
-        if status.state is TransportState.RECONNECTING and status.last_error:
-            raise TransportError(f"cannot open {status.url}: {status.last_error}")
-        if loop.time() >= deadline:
-            why = f": {status.last_error}" if status.last_error else ""
-            raise TransportError(f"{status.url} not up after {timeout_s:g} s{why}")
-        await asyncio.sleep(CONNECT_POLL_S)
+        why = f": {status.last_error}" if status.last_error else ""
+        raise TransportError(f"{status.url} not up after {timeout_s:g} s{why}") from None
+    if state is not TransportState.UP:
+        status = transport.status
+        raise TransportError(f"cannot open {status.url}: {status.last_error or 'failed'}")
 
 
 def open_transport(spec: LinkSpec) -> Transport:

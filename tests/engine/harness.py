@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import tty
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -95,6 +96,9 @@ class Pty:
 
     def __init__(self) -> None:
         self.master, self._slave = os.openpty()
+        # Raw at once: a cooked pty would echo the register's bytes back to it until the
+        # agent's serial driver opens (and configures) the slave.
+        tty.setraw(self._slave)
         self.path = os.ttyname(self._slave)
 
     def close(self) -> None:

@@ -38,7 +38,8 @@ from .pipes import ByteWatcher, LineFaults, TappedTransport, drop_first
 from .test_layer import json_id, msg
 from .test_noisy import message, receive_n, send_all
 
-FAST = LinkTimings(ack_timeout_s=0.1, retries=3, frame_gap_s=0.1)
+# Short enough to keep the suite quick, long enough for a loaded 2-core CI machine.
+FAST = LinkTimings(ack_timeout_s=0.3, retries=3, frame_gap_s=0.2)
 UP_WITHIN_S = 5.0
 WIRES = ["pty", "tcp"]
 
