@@ -33,6 +33,8 @@ from agent.paytm.checksum import MerchantKey
 from agent.paytm.edc import EdcClient
 from agent.paytm.http import make_session
 from agent.paytm.outcome import CallRecord
+from agent.paytm.pg import PgClient
+from agent.webhook_server import WebhookServer
 from drivers.base import Transport
 from drivers.url import LinkSpec
 
@@ -65,6 +67,7 @@ class Agent:
         self.lanes: list[Lane] = []
         self._observers: list[Callable[[CallRecord], None]] = []
         self._transport_factory = transport_factory
+        self.webhook: WebhookServer | None = None
 
     def observe_calls(self, observer: Callable[[CallRecord], None]) -> None:
         self._observers.append(observer)
@@ -78,7 +81,8 @@ class Agent:
         if self._session is None:
             self._session = make_session(self.config.paytm)
         edc = EdcClient(self._session, self.config.paytm, self._key, observer=self._observe)
-        self.engine = Engine(self.config, self.journal, edc, health=self.health)
+        pg = PgClient(self._session, self.config.paytm, self._key, observer=self._observe)
+        self.engine = Engine(self.config, self.journal, edc, pg=pg, health=self.health)
         factory = self._transport_factory
         if factory is None:
             from drivers.factory import make_transport
@@ -95,10 +99,16 @@ class Agent:
         self.engine.recover()
         for lane in self.lanes:
             await lane.start()
+        if self.config.webhook.enabled:
+            self.webhook = WebhookServer(self.engine, self._key, self.config.webhook.listen,
+                                         self.config.webhook.path)
+            await self.webhook.start()
         log.info("edc-agent %s running: %d lane(s), journal %s", __version__, len(self.lanes),
                  self.journal.path)
 
     async def stop(self) -> None:
+        if self.webhook is not None:
+            await self.webhook.stop()
         for lane in self.lanes:
             await lane.stop_reading()
         if self.engine is not None:
@@ -113,27 +123,49 @@ class Agent:
 
 
 async def _serve(config: Config, key: MerchantKey) -> None:
+    from agent.service.systemd import SystemdService, agent_status
+
     agent = Agent(config, key)
+    # systemd/edc-agent.service is Type=notify with WatchdogSec=; outside systemd
+    # (no NOTIFY_SOCKET) every call on `service` does nothing.
+    service = SystemdService.from_environ(lambda: agent_status(agent))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        service.stopping()  # STOPPING=1 before the drain, so systemctl shows "deactivating"
+        stop.set()
+
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    await agent.start()
+        loop.add_signal_handler(sig, on_signal)
+    service.start()  # the watchdog heartbeat runs from here until the drain is over
     try:
-        await stop.wait()
-        log.info("stopping: finishing what is in flight (at most %.0f s)", DRAIN_S)
+        await agent.start()
+        if not stop.is_set():
+            service.ready()  # READY=1 only now: every lane set up, recovery has run
+        try:
+            await stop.wait()
+            log.info("stopping: finishing what is in flight (at most %.0f s)", DRAIN_S)
+        finally:
+            await agent.stop()
     finally:
-        await agent.stop()
+        await service.close()
 
 
 def run_main(args: argparse.Namespace) -> int:
+    from agent.errors import AgentError
+    from agent.logs import journal_prefix
+
     try:
         config = load_config(args.config)
         key = load_merchant_key(config.paytm.merchant_key_file)
     except ConfigError as exc:
-        print(f"edc-agent: {args.config}: cannot start:", file=sys.stderr)
+        # Logging is not set up yet: under systemd, mark the lines as errors by hand
+        # so `journalctl -u edc-agent -p err` shows why the agent did not start.
+        err = journal_prefix(logging.ERROR, sys.stderr)
+        print(f"{err}edc-agent: {args.config}: cannot start:", file=sys.stderr)
         for problem in exc.problems:
-            print(f"  - {problem}", file=sys.stderr)
+            print(f"{err}  - {problem}", file=sys.stderr)
         return 2
     SECRETS.add(key.secret_bytes.decode("ascii"))
     if config.http.password_hash:
@@ -143,4 +175,7 @@ def run_main(args: argparse.Namespace) -> int:
         asyncio.run(_serve(config, key))
     except KeyboardInterrupt:
         return 130
+    except AgentError as exc:  # e.g. the journal cannot be opened: say so, exit non-zero
+        log.critical("edc-agent cannot run: %s", exc)
+        return 1
     return 0

@@ -35,6 +35,7 @@ from typing import Protocol
 from agent import __version__
 from agent.config import Config, LaneConfig
 from agent.engine import polling
+from agent.engine.pg_flows import PgFlows
 from agent.engine.results import (
     NOT_RECEIVED_CODE,
     NOT_RECEIVED_MESSAGE,
@@ -62,6 +63,7 @@ from agent.paytm.edc import (
     VoidRequest,
 )
 from agent.paytm.outcome import Answered, CallRecord, NotSent, Unknown
+from agent.paytm.pg import PgClient
 from agent.receipts import display_info, print_info
 from agent.register import fields
 from agent.register.codec import decode_reply, encode
@@ -71,10 +73,13 @@ from agent.register.messages import (
     Error,
     ErrorCode,
     Last,
+    Paylink,
     Payment,
     Ping,
     Pong,
+    Refund,
     Request,
+    Resend,
     Result,
     Sale,
     State,
@@ -120,6 +125,7 @@ class Engine:
         journal: Journal,
         edc: EdcClient,
         *,
+        pg: PgClient | None = None,
         health: CloudHealth | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -134,6 +140,7 @@ class Engine:
         self._wake: dict[int, asyncio.Event] = {}
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
+        self.pg_flows = PgFlows(self, pg)
 
     # -- lifecycle --------------------------------------------------------------------
 
@@ -147,19 +154,17 @@ class Engine:
         sending the Sale again. Undelivered results are queued for their lanes.
         """
         for record in self.journal.not_final():
-            if record.kind not in (Kind.SALE, Kind.VOID):
-                continue  # payment links and refunds are resumed by their own flows
             if record.state is TxnState.RECEIVED:
                 # Journaled but never marked sending: provably never left. Close it so the
                 # register may send it again.
                 self.journal.transition(record.row_id, TxnState.FAILED, not_sent=True,
                                         detail="never sent (agent stopped first)")
                 continue
-            if record.state in HOLDING_STATES:
+            if record.state in HOLDING_STATES and record.kind in (Kind.SALE, Kind.VOID):
                 self._busy[record.tid] = record.txn
-            log.info("resuming %s %s (%s) on terminal %s", record.kind.value, record.txn,
-                     record.state.value, record.tid)
-            self._start_poller(record)
+            log.info("resuming %s %s (%s)%s", record.kind.value, record.txn,
+                     record.state.value, f" on terminal {record.tid}" if record.tid else "")
+            self.start_poller(record)
         for outbox in self.journal.undelivered():
             lane = self._lanes.get(outbox.lane)
             if lane is None:
@@ -219,18 +224,18 @@ class Engine:
                     await self._last(lane, request)
                 case Ping():
                     await self._ping(lane, request)
-                case _:
-                    await self._not_enabled(lane, request)
+                case Paylink():
+                    await self.pg_flows.paylink(lane, request)
+                case Resend():
+                    await self.pg_flows.resend(lane, request)
+                case Refund():
+                    await self.pg_flows.refund(lane, request)
         except asyncio.CancelledError:
             raise
         except Exception:
             log.exception("request %s on lane %s failed", request.id, lane.name)
             await lane.reply(Error(re=request.id, code=ErrorCode.INTERNAL,
                                    message="Internal error; the agent logged the cause"))
-
-    async def _not_enabled(self, lane: LanePort, request: Request) -> None:
-        await lane.reply(Error(re=request.id, code=ErrorCode.NOT_ALLOWED,
-                               message="This request type is not enabled on this agent"))
 
     async def _ping(self, lane: LanePort, request: Ping) -> None:
         tid = lane.config.tid
@@ -258,7 +263,7 @@ class Engine:
                                                "amount or terminal"))
                 return
             if not existing.not_sent:
-                await self._replay(lane, req.id, existing)
+                await self.replay(lane, req.id, existing)
                 return
         holder = self._busy.get(tid)
         if holder is not None:
@@ -316,7 +321,7 @@ class Engine:
             return
         existing = self.journal.find(Kind.VOID, req.txn)
         if existing is not None and not existing.not_sent:
-            await self._replay(lane, req.id, existing)
+            await self.replay(lane, req.id, existing)
             return
         if sale.state is not TxnState.SUCCESS:
             await lane.reply(Error(re=req.id, code=ErrorCode.NOT_ALLOWED, txn=req.txn,
@@ -378,12 +383,12 @@ class Engine:
                 self.journal.transition(record.row_id, TxnState.PENDING,
                                         detail=f"answer unknown: {reason}")
                 await lane.reply(Accepted(re=request_id, txn=record.txn, kind=kind))
-                self._start_poller(self.journal.get(record.row_id))
+                self.start_poller(self.journal.get(record.row_id))
             case Answered(response=answer) if answer.accepted:
                 self.journal.transition(record.row_id, TxnState.ACCEPTED, code=answer.code,
                                         message=answer.message)
                 await lane.reply(Accepted(re=request_id, txn=record.txn, kind=kind))
-                self._start_poller(self.journal.get(record.row_id))
+                self.start_poller(self.journal.get(record.row_id))
             case Answered(response=answer):
                 known = EDC_REQUEST_CODES.get(answer.code)
                 if known is not None and known.handling is Handling.RETRY_STATUS:
@@ -391,7 +396,7 @@ class Engine:
                     self.journal.transition(record.row_id, TxnState.PENDING, code=answer.code,
                                             detail=f"Paytm error {answer.code}: checking status")
                     await lane.reply(Accepted(re=request_id, txn=record.txn, kind=kind))
-                    self._start_poller(self.journal.get(record.row_id))
+                    self.start_poller(self.journal.get(record.row_id))
                     return
                 if known is not None and known.handling is Handling.DUPLICATE \
                         and await self._known_to_paytm(record):
@@ -400,7 +405,7 @@ class Engine:
                     self.journal.transition(record.row_id, TxnState.PENDING, code=answer.code,
                                             detail="0233: following the earlier attempt")
                     await lane.reply(Accepted(re=request_id, txn=record.txn, kind=kind))
-                    self._start_poller(self.journal.get(record.row_id))
+                    self.start_poller(self.journal.get(record.row_id))
                     return
                 error = Error(re=request_id, code=ErrorCode.REJECTED, txn=record.txn,
                               paytm_code=answer.code,
@@ -463,7 +468,7 @@ class Engine:
         await lane.reply(State(re=request_id, txn=record.txn,
                                kind=fields.kind(record.kind.value)))
 
-    async def _replay(self, lane: LanePort, request_id: str, record: TxnRecord) -> None:
+    async def replay(self, lane: LanePort, request_id: str, record: TxnRecord) -> None:
         """A repeated request: the stored reply if final, else `accepted`. Never sent again."""
         log.info("repeated %s %s answered from the journal (%s)", record.kind.value,
                  record.txn, record.state.value)
@@ -485,7 +490,7 @@ class Engine:
 
     # -- polling --------------------------------------------------------------------------
 
-    def _start_poller(self, record: TxnRecord) -> None:
+    def start_poller(self, record: TxnRecord) -> None:
         if self._stopping or record.row_id in self._pollers:
             return
         wake = self._wake.setdefault(record.row_id, asyncio.Event())
@@ -509,33 +514,27 @@ class Engine:
         elif not self._stopping:
             record = self.journal.get(row_id)
             if record.state not in (TxnState.SUCCESS, TxnState.FAILED):
-                self._start_poller(record)
+                self.start_poller(record)
 
     def recheck(self, row_id: int) -> None:
         self._poke(row_id)
 
     async def _poll(self, row_id: int, wake: asyncio.Event) -> None:
-        cfg = self.config.polling
+        """Ask Paytm about one transaction until it is final (or its schedule runs out)."""
         checks = 0
         failures = 0
         while True:
             record = self.journal.get(row_id)
             if record.is_final:
                 return
-            elapsed = self._elapsed(record)
-            if record.state is TxnState.UNKNOWN:
-                delay = polling.reconcile_delay(elapsed)
-                if delay is None:
-                    log.warning("%s %s still unknown after Paytm's 72-hour window: a person "
-                                "must settle it", record.kind.value, record.txn)
-                    return
-            elif elapsed >= cfg.unknown_after_s:
-                self._finish(record, Outcome("unknown", record.code, UNKNOWN_MESSAGE, {}))
-                continue
-            else:
-                delay = polling.edc_delay(elapsed, cfg, checks_done=checks)
+            delay = self._next_delay(record, checks)
+            if delay is None:
+                log.warning("%s %s still %s after Paytm's schedule ran out: a person must "
+                            "settle it", record.kind.value, record.txn, record.state.value)
+                return
             if failures:
-                delay = max(delay, polling.error_backoff(cfg.interval_s, failures - 1))
+                delay = max(delay, polling.error_backoff(self.config.polling.interval_s,
+                                                         failures - 1))
             if delay > 0:
                 with contextlib.suppress(TimeoutError):  # the normal case: time to ask again
                     await asyncio.wait_for(wake.wait(), timeout=delay)
@@ -544,19 +543,41 @@ class Engine:
             if record.is_final:
                 return
             checks += 1
-            outcome = await self.edc.status(StatusRequest(
-                tid=record.tid, txn=record.txn,
-                txn_time=parse_paytm(record.txn_time) or datetime.now(IST),
-                void=record.kind is Kind.VOID))
-            match outcome:
-                case Answered(response=answer):
-                    failures = 0
-                    self._on_status(record, answer)
-                case NotSent(reason=reason) | Unknown(reason=reason):
-                    failures += 1
-                    self.journal.note(row_id, f"status check failed: {reason}")
+            if await self._check(record):
+                failures = 0
+            else:
+                failures += 1
 
-    def _elapsed(self, record: TxnRecord) -> float:
+    def _next_delay(self, record: TxnRecord, checks: int) -> float | None:
+        """Seconds until the next check; None when the schedule is exhausted."""
+        if record.kind in (Kind.PAYLINK, Kind.REFUND):
+            return self.pg_flows.next_delay(record, checks)
+        cfg = self.config.polling
+        elapsed = self.elapsed(record)
+        if record.state is TxnState.UNKNOWN:
+            return polling.reconcile_delay(elapsed)
+        if elapsed >= cfg.unknown_after_s:
+            self.finish(record, Outcome("unknown", record.code, UNKNOWN_MESSAGE, {}))
+            return polling.reconcile_delay(elapsed)
+        return polling.edc_delay(elapsed, cfg, checks_done=checks)
+
+    async def _check(self, record: TxnRecord) -> bool:
+        """One status call; False when Paytm could not be asked (the caller backs off)."""
+        if record.kind in (Kind.PAYLINK, Kind.REFUND):
+            return await self.pg_flows.check(record)
+        outcome = await self.edc.status(StatusRequest(
+            tid=record.tid, txn=record.txn,
+            txn_time=parse_paytm(record.txn_time) or datetime.now(IST),
+            void=record.kind is Kind.VOID))
+        match outcome:
+            case Answered(response=answer):
+                self._on_status(record, answer)
+                return True
+            case NotSent(reason=reason) | Unknown(reason=reason):
+                self.journal.note(record.row_id, f"status check failed: {reason}")
+                return False
+
+    def elapsed(self, record: TxnRecord) -> float:
         start = record.sent_at if record.sent_at is not None else record.created_at
         return max(0.0, self._wall() - start)
 
@@ -569,16 +590,16 @@ class Engine:
                                     f"asked {record.amount}")
                     log.error("%s %s: Paytm amount %s differs from %s", record.kind.value,
                               record.txn, answer.amount, record.amount)
-                self._finish(record, Outcome("success", answer.code or "0000",
+                self.finish(record, Outcome("success", answer.code or "0000",
                                              success_message(record.kind),
                                              payment_dict(answer.payment)), warnings)
             case StatusState.FAILED:
-                self._finish(record, Outcome("failed", answer.code,
+                self.finish(record, Outcome("failed", answer.code,
                                              failure_message(answer.code, answer.message),
                                              payment_dict(answer.payment)))
             case StatusState.NOT_FOUND:
-                if self._elapsed(record) >= self.config.polling.not_found_grace_s:
-                    self._finish(record, Outcome("failed", NOT_RECEIVED_CODE,
+                if self.elapsed(record) >= self.config.polling.not_found_grace_s:
+                    self.finish(record, Outcome("failed", NOT_RECEIVED_CODE,
                                                  NOT_RECEIVED_MESSAGE, {}))
                 else:
                     self.journal.note(record.row_id, "Paytm does not know it yet", answer.code)
@@ -589,7 +610,7 @@ class Engine:
 
     # -- results --------------------------------------------------------------------------
 
-    def _finish(self, record: TxnRecord, outcome: Outcome, warnings: list[str] | None = None
+    def finish(self, record: TxnRecord, outcome: Outcome, warnings: list[str] | None = None
                 ) -> None:
         """Journal the result (and its outbox row), free the terminal, hand it to the lane."""
         first_report = record.state is not TxnState.UNKNOWN
@@ -626,6 +647,10 @@ class Engine:
             receipt=receipt_lines(record, outcome, self.config, datetime.now(IST)),
             warnings=tuple(warnings or ()),
         )
+
+    @staticmethod
+    def error_json(error: Error) -> dict[str, object]:
+        return _error_json(error)
 
     def _conflicts(self, txn: str, kind: Kind) -> bool:
         """Sales and payment-link orders share Paytm's order-id space (unique per MID)."""

@@ -394,6 +394,25 @@ class Journal:
         ).fetchall()
         return {str(r[0]): int(r[1]) for r in rows}
 
+    def count_by_lane_state(
+        self, kind: Kind | None = None, since: float | None = None
+    ) -> dict[tuple[str, str], int]:
+        """(lane, state) → number of transactions (of `kind`, created since `since`);
+        for the metrics and the technician page."""
+        where: list[str] = []
+        args: list[Any] = []
+        if kind is not None:
+            where.append("kind=?")
+            args.append(kind.value)
+        if since is not None:
+            where.append("created_at>=?")
+            args.append(since)
+        sql = "SELECT lane, state, COUNT(*) FROM txns"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        rows = self._db.execute(sql + " GROUP BY lane, state", args).fetchall()
+        return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
+
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM txns").fetchone()[0])
 

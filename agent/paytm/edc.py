@@ -18,7 +18,6 @@ What is posted (reference §3, §4.1):
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import re
@@ -37,16 +36,13 @@ from agent.errors import FieldError
 from agent.paytm.checksum import ChecksumMode, MerchantKey, generate, generate_params
 from agent.paytm.clock import format_paytm, now_ist, parse_paytm
 from agent.paytm.codes import EDC_REQUEST_CODES, EDC_STATUS_CODES, Handling, ResultCode
-from agent.paytm.http import check_base_url, client_timeout
-from agent.paytm.outcome import (
-    Answered,
-    ApiName,
-    CallOutcome,
-    CallRecord,
-    NotSent,
-    Unknown,
-    outcome_kind,
-)
+from agent.paytm.http import check_base_url
+from agent.paytm.outcome import Answered, ApiName, CallOutcome, NotSent, Unknown
+from agent.paytm.transport import Observer, PaytmPoster, notify
+
+# decode_response moved to transport.py with the rest of the HTTP code; importable from here
+# as before (an explicit re-export, for mypy --strict).
+from agent.paytm.transport import decode_response as decode_response  # noqa: PLC0414
 
 log = logging.getLogger(__name__)
 
@@ -54,17 +50,6 @@ SALE_PATH = "/ecr/payment/request"
 STATUS_PATH = "/ecr/V2/payment/status"
 HEAD_VERSION = "3.1"  # Paytm's own sample sends 3.1 (reference §3)
 VOID_EVENT = "VOID"  # Status Enquiry `event` for the status of a void (reference §5.1)
-
-# An EDC answer is well under a kilobyte; anything this large is not one.
-MAX_RESPONSE_BYTES = 256 * 1024
-_READ_CHUNK = 16 * 1024
-# Overall deadline of a call = connect timeout + this many read timeouts + slack. The read
-# timeout restarts on every chunk received, so without a cap a server that trickles bytes
-# could hold a call forever. aiohttp rounds timeouts of 5 s or more up to the next whole
-# second; the slack keeps our cap from firing while aiohttp is still connecting (which
-# would turn a provable "not sent" into "unknown").
-READ_TIMEOUTS_PER_CALL = 2
-DEADLINE_SLACK_S = 2.0
 
 # ---------------------------------------------------------------------------
 # Requests
@@ -543,32 +528,10 @@ def response_time(document: object) -> datetime | None:
     return None
 
 
-def decode_response(http_status: int, raw: bytes) -> object | Unknown:
-    """The JSON value of an HTTP answer worth parsing, or why it is not one.
-
-    5xx is Unknown whatever it says (the gateway failed somewhere; the request may have
-    been processed). 4xx may carry a Paytm answer, so its body is parsed like a 2xx.
-    """
-    if http_status >= 500:
-        return Unknown(f"HTTP {http_status} from Paytm", http_status)
-    if not (200 <= http_status < 300 or 400 <= http_status < 500):
-        return Unknown(f"unexpected HTTP {http_status}", http_status)
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return Unknown(f"HTTP {http_status} body is not UTF-8 text", http_status)
-    try:
-        document: object = json.loads(text)
-    except (ValueError, RecursionError):
-        return Unknown(f"HTTP {http_status} body is not JSON: {text[:80]!r}", http_status)
-    return document
-
-
 # ---------------------------------------------------------------------------
 # The client
 
 A = TypeVar("A", RequestAnswer, StatusAnswer)
-Observer = Callable[[CallRecord], None]
 
 
 class EdcClient:
@@ -581,10 +544,7 @@ class EdcClient:
         self._key = key
         self._observer = observer
         self._base_url = check_base_url(config.edc_base_url, "paytm.edc_base_url")
-        self._timeout = client_timeout(config)
-        self._deadline_s = (config.connect_timeout_s
-                            + READ_TIMEOUTS_PER_CALL * config.read_timeout_s
-                            + DEADLINE_SLACK_S)
+        self._poster = PaytmPoster(session, config)
 
     async def sale(self, req: SaleRequest) -> CallOutcome[RequestAnswer]:
         return await self._call("sale", SALE_PATH, req.txn, req.body(self._config.mid),
@@ -624,61 +584,29 @@ class EdcClient:
         data = self._envelope(body)
         log.debug("%s %s: POST %s %s", api, txn, url, data.decode())
         started = time.monotonic()
-        outcome = await self._exchange(url, data, parse, started)
+        outcome = await self._exchange(url, data, parse)
         latency_s = time.monotonic() - started
         self._report(api, txn, outcome, latency_s)
         return outcome
 
-    async def _exchange(self, url: str, data: bytes, parse: Callable[[object], A | Unknown],
-                        started: float) -> CallOutcome[A]:
-        if self._session.closed:
-            return NotSent("the HTTP session is closed")
-        try:
-            async with asyncio.timeout(self._deadline_s):
-                status, raw = await self._post(url, data)
-        # Order matters: ConnectionTimeoutError is a TimeoutError, and every
-        # ClientConnectorError (refused, DNS, TLS handshake and certificate errors are
-        # subclasses) is raised by aiohttp's connector before a request byte is written.
-        except aiohttp.ConnectionTimeoutError as exc:
-            return NotSent(f"connect timeout: {exc}")
-        except aiohttp.ClientConnectorError as exc:
-            return NotSent(f"{type(exc).__name__}: {exc}")
-        except TimeoutError as exc:
-            # aiohttp's read timeout (SocketTimeoutError) or our overall deadline: the
-            # request was (or may have been) written.
-            return Unknown(f"no answer in time ({type(exc).__name__})")
-        except (aiohttp.ClientError, OSError) as exc:
-            # ServerDisconnectedError, ClientPayloadError, ClientOSError, resets...
-            return Unknown(f"{type(exc).__name__}: {exc}")
-        except Exception as exc:  # an unforeseen failure must still read "unknown"
-            log.exception("unexpected error posting to %s", url)
-            return Unknown(f"unexpected {type(exc).__name__}: {exc}")
-        latency_s = time.monotonic() - started
-        if raw is None:
-            return Unknown(f"answer larger than {MAX_RESPONSE_BYTES} bytes", status)
-        log.debug("HTTP %d from %s: %s", status, url, raw[:2000].decode(errors="replace"))
-        document = decode_response(status, raw)
+    async def _exchange(self, url: str, data: bytes,
+                        parse: Callable[[object], A | Unknown]) -> CallOutcome[A]:
+        reply = await self._poster.post(url, data)
+        if isinstance(reply, NotSent | Unknown):
+            return reply
+        document = decode_response(reply.status, reply.raw)
         if isinstance(document, Unknown):
             return document
         parsed = parse(document)
         if isinstance(parsed, Unknown):
-            return Unknown(parsed.reason, status)
+            return Unknown(parsed.reason, reply.status)
         if isinstance(document, dict) and isinstance(document.get("head"), dict):
             head = document["head"]
             if "checksum" in head or "signature" in head:
                 # The response checksum scheme is undocumented (reference §4.4): log only.
                 log.debug("answer carries head checksum %r",
                           head.get("checksum", head.get("signature")))
-        return Answered(parsed, latency_s, response_time(document))
-
-    async def _post(self, url: str, data: bytes) -> tuple[int, bytes | None]:
-        async with self._session.post(
-            url, data=data, headers={"Content-Type": "application/json"},
-            timeout=self._timeout,
-            # aiohttp turns a POST into a GET on 301/302/303; never follow anything.
-            allow_redirects=False,
-        ) as resp:
-            return resp.status, await _read_limited(resp)
+        return Answered(parsed, reply.latency_s, response_time(document))
 
     def _report(self, api: ApiName, txn: str, outcome: CallOutcome[A], latency_s: float) -> None:
         match outcome:
@@ -695,30 +623,5 @@ class EdcClient:
             case Unknown(reason=reason):
                 log.warning("%s %s: outcome unknown (%s) after %.2f s", api, txn, reason,
                             latency_s)
-        if self._observer is None:
-            return
-        answered = outcome if isinstance(outcome, Answered) else None
-        record = CallRecord(
-            api=api, txn=txn, outcome=outcome_kind(outcome),
-            code=answered.response.code if answered is not None else None,
-            latency_s=latency_s,
-            server_time=answered.server_time if answered is not None else None,
-            wall_time=now_ist(),
-            reason=outcome.reason if isinstance(outcome, NotSent | Unknown) else None,
-        )
-        try:
-            self._observer(record)
-        except Exception:  # diagnostics must never break a payment call
-            log.exception("call observer failed")
-
-
-async def _read_limited(resp: aiohttp.ClientResponse) -> bytes | None:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in resp.content.iter_chunked(_READ_CHUNK):
-        size += len(chunk)
-        if size > MAX_RESPONSE_BYTES:
-            return None
-        chunks.append(chunk)
-    return b"".join(chunks)
-
+        code = outcome.response.code if isinstance(outcome, Answered) else None
+        notify(self._observer, api, txn, outcome, code, latency_s)

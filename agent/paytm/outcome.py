@@ -18,7 +18,10 @@ from typing import Generic, Literal, TypeAlias, TypeVar
 
 T = TypeVar("T")
 
-ApiName = Literal["sale", "status", "void"]
+# EDC: Sale, Status Enquiry, Void. PG: Send and Resend Payment Request, Transaction Status,
+# Refund, Refund Status.
+ApiName = Literal["sale", "status", "void",
+                  "send_link", "resend_link", "pg_status", "refund_apply", "refund_status"]
 OutcomeKind = Literal["answered", "not_sent", "unknown"]
 
 
@@ -58,9 +61,9 @@ class CallRecord:
     """One finished call, for the diagnostics page (last latency, last result, clock skew)."""
 
     api: ApiName
-    txn: str  # merchantTransactionId the call was about
+    txn: str  # merchantTransactionId (EDC) or order id (PG) the call was about
     outcome: OutcomeKind
-    code: str | None  # Paytm's resultCodeId when answered
+    code: str | None  # Paytm's resultCodeId (EDC) or resultCode (PG) when answered
     latency_s: float  # from just before the request to the end of the answer (or the failure)
     server_time: datetime | None  # Paytm's responseTimeStamp (IST), when answered
     wall_time: datetime  # our own clock, aware, when the call finished

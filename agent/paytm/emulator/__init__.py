@@ -1,10 +1,13 @@
-"""Offline stand-in for Paytm's staging cloud (EDC APIs now; PG APIs later).
+"""Offline stand-in for Paytm's staging cloud: the EDC APIs and the PG APIs of
+All-in-One Payment Request (payment links, Transaction Status, refunds, webhooks).
 
     from agent.paytm.emulator import Emulator, EmulatorSettings, Fault
     emu = Emulator(EmulatorSettings(customer_delay_s=0))
     async with emu.serve() as base_url:   # "http://127.0.0.1:PORT"
         ...
         emu.advance(5)                    # move its clock; never sleep in tests
+        emu.pay("ORD1001")                # the link's customer pays now
+        await emu.deliver_webhooks()      # S2S callbacks, when a webhook URL is set
 
 See docs/emulator.md for the magic amounts, faults and codes.
 """
@@ -13,6 +16,13 @@ from agent.paytm.emulator.app import Emulator
 from agent.paytm.emulator.clock import IST, Instant
 from agent.paytm.emulator.faults import Fault, FaultError, FaultKind
 from agent.paytm.emulator.magic import Behaviour, Outcome, behaviour_for
+from agent.paytm.emulator.pg_state import (
+    LinkBehaviour,
+    LinkOutcome,
+    LinkStatus,
+    RefundStatus,
+    link_behaviour_for,
+)
 from agent.paytm.emulator.record import RecordedRequest
 from agent.paytm.emulator.settings import (
     DEMO_INACTIVE_TID,
@@ -27,6 +37,7 @@ from agent.paytm.emulator.settings import (
     demo_bench_tid,
 )
 from agent.paytm.emulator.state import StateError, UnknownError
+from agent.paytm.emulator.webhooks import WebhookDelivery
 from agent.paytm.emulator.wire import MAX_BODY_BYTES
 
 __all__ = [
@@ -44,13 +55,19 @@ __all__ = [
     "FaultError",
     "FaultKind",
     "Instant",
+    "LinkBehaviour",
+    "LinkOutcome",
+    "LinkStatus",
     "Merchant",
     "Outcome",
     "RecordedRequest",
+    "RefundStatus",
     "ResultStyle",
     "StateError",
     "Terminal",
     "UnknownError",
+    "WebhookDelivery",
     "behaviour_for",
     "demo_bench_tid",
+    "link_behaviour_for",
 ]

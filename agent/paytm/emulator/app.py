@@ -1,8 +1,9 @@
 """`Emulator`: the aiohttp application plus the in-process controls tests use.
 
 Modules mount their routes on one application and share one context (clock, record,
-faults). EDC is the only module today; the PG APIs (payment links, refunds) will be
-another `*_routes(ctx)` next to `edc_routes`.
+faults): `edc_routes` (Sale, Status Enquiry, Void) and `pg_routes` (payment links,
+Transaction Status, refunds). The webhook sender is the one piece with a background
+task; the emulator closes it when it stops serving.
 """
 
 from __future__ import annotations
@@ -14,11 +15,19 @@ from contextlib import asynccontextmanager
 from aiohttp import web
 
 from agent.paytm.emulator.context import EmulatorContext
-from agent.paytm.emulator.control import Control, control_routes, sale_json
+from agent.paytm.emulator.control import (
+    Control,
+    control_routes,
+    link_json,
+    refund_json,
+    sale_json,
+)
 from agent.paytm.emulator.edc import edc_routes
 from agent.paytm.emulator.faults import Fault
+from agent.paytm.emulator.pg import pg_routes
 from agent.paytm.emulator.record import RecordedRequest
 from agent.paytm.emulator.settings import EmulatorSettings
+from agent.paytm.emulator.webhooks import WebhookDelivery, WebhookSender
 from agent.paytm.emulator.wire import MAX_BODY_BYTES
 
 EMULATOR_KEY = web.AppKey("emulator", EmulatorContext)
@@ -27,10 +36,12 @@ EMULATOR_KEY = web.AppKey("emulator", EmulatorContext)
 SHUTDOWN_TIMEOUT_S = 2.0
 
 
-def build_app(ctx: EmulatorContext, control: Control) -> web.Application:
+def build_app(ctx: EmulatorContext, control: Control,
+              webhooks: WebhookSender) -> web.Application:
     app = web.Application(client_max_size=MAX_BODY_BYTES)
     app[EMULATOR_KEY] = ctx
     app.add_routes(edc_routes(ctx))
+    app.add_routes(pg_routes(ctx, webhooks))
     app.add_routes(control_routes(control, ctx))
 
     async def on_startup(_: web.Application) -> None:
@@ -50,8 +61,10 @@ class Emulator:
     def __init__(self, settings: EmulatorSettings | None = None) -> None:
         self.settings = settings if settings is not None else EmulatorSettings()
         self._ctx = EmulatorContext.create(self.settings)
-        self._control = Control(self._ctx)
-        self.app = build_app(self._ctx, self._control)
+        self._webhooks = WebhookSender(self.settings, self._ctx.pg_state, self._ctx.clock,
+                                       on_delivery=self._ctx.recorder.touch)
+        self._control = Control(self._ctx, self._webhooks)
+        self.app = build_app(self._ctx, self._control, self._webhooks)
         self._base_url: str | None = None
 
     @property
@@ -84,6 +97,7 @@ class Emulator:
         finally:
             self._base_url = None
             self._ctx.closing.set()
+            await self._webhooks.close()  # no delivery outlives the emulator
             await runner.cleanup()
 
     # ------------------------------------------------------------------
@@ -126,3 +140,49 @@ class Emulator:
         state = self._ctx.edc_state
         state.sales(self._ctx.clock.now())  # settle first
         return sale_json(state.find(txn, mid))
+
+    # -- payment links, refunds, webhooks ------------------------------------------
+
+    def pay(self, order_id: str, outcome: str = "success", mid: str | None = None) -> None:
+        """The customer acts on a link now: success (UPI), failed (227), expired, or
+        pending (paid; the bank confirms after bank_pending_s)."""
+        self._control.pay(order_id, outcome, mid)
+
+    def links(self) -> list[dict[str, object]]:
+        pg = self._ctx.pg_state
+        return [link_json(o, pg.refunded_paise(o.mid, o.order_id))
+                for o in self._control.links()]
+
+    def link(self, order_id: str, mid: str | None = None) -> dict[str, object]:
+        order = self._control.link(order_id, mid)
+        return link_json(order, self._ctx.pg_state.refunded_paise(order.mid, order.order_id))
+
+    def refunds(self) -> list[dict[str, object]]:
+        return [refund_json(r) for r in self._control.refunds()]
+
+    def finish_refund(self, ref_id: str, outcome: str, mid: str | None = None) -> None:
+        """Decide a pending refund now: success or failed (620)."""
+        self._control.finish_refund(ref_id, outcome, mid)
+
+    def set_balance_low(self, low: bool) -> None:
+        """While low, every new refund fails with 620 (insufficient balance)."""
+        self._control.set_balance_low(low)
+
+    def configure_webhooks(self, *, url: str | None = None, shape: str | None = None,
+                           duplicates: int | None = None, reverse: bool | None = None,
+                           hold: bool | None = None, enabled: bool = True) -> None:
+        """Where and how callbacks go; see agent/paytm/emulator/webhooks.py."""
+        self._webhooks.configure(url=url, shape=shape, duplicates=duplicates,
+                                 reverse=reverse, hold=hold, enabled=enabled)
+
+    async def deliver_webhooks(self) -> list[WebhookDelivery]:
+        """Settle every order, send every callback due (even when held), wait until sent."""
+        return await self._control.deliver_webhooks()
+
+    def redeliver_webhook(self, order_id: str, tamper: bool = False,
+                          mid: str | None = None) -> None:
+        self._control.redeliver_webhook(order_id, tamper, mid)
+
+    @property
+    def webhook_deliveries(self) -> list[WebhookDelivery]:
+        return list(self._webhooks.deliveries)

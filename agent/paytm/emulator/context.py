@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from agent.paytm.emulator.clock import SimClock
 from agent.paytm.emulator.faults import FaultQueue
+from agent.paytm.emulator.pg_state import PgState
 from agent.paytm.emulator.record import Recorder
 from agent.paytm.emulator.settings import EmulatorSettings
 from agent.paytm.emulator.state import EdcState
@@ -19,6 +20,7 @@ class EmulatorContext:
     recorder: Recorder = field(default_factory=Recorder)
     faults: FaultQueue = field(default_factory=FaultQueue)
     edc: EdcState | None = None
+    pg: PgState | None = None  # payment links and refunds (it refunds EDC sales too)
     apis: set[str] = field(default_factory=set)  # names usable in Fault.api
     # Set while the server shuts down so injected delays end at once instead of holding
     # the shutdown (and the test) for their full length.
@@ -26,14 +28,21 @@ class EmulatorContext:
 
     @classmethod
     def create(cls, settings: EmulatorSettings) -> EmulatorContext:
+        edc = EdcState(settings)
         return cls(settings=settings, clock=SimClock(settings.clock, settings.wall_clock),
-                   edc=EdcState(settings))
+                   edc=edc, pg=PgState(settings, edc))
 
     @property
     def edc_state(self) -> EdcState:
         if self.edc is None:
             raise RuntimeError("the EDC module is not set up")
         return self.edc
+
+    @property
+    def pg_state(self) -> PgState:
+        if self.pg is None:
+            raise RuntimeError("the PG module is not set up")
+        return self.pg
 
     async def pause(self, seconds: float) -> None:
         if seconds <= 0 or self.closing.is_set():

@@ -38,7 +38,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         terminals.setdefault(lane.tid, Terminal(lane.tid))  # two lanes may share a terminal
     merchant = Merchant(mid=config.paytm.mid, key=key, terminals=tuple(terminals.values()))
     return EmulatorSettings(merchants=(merchant,), checksum_mode=config.paytm.checksum_mode,
-                            customer_delay_s=delay)
+                            customer_delay_s=delay, resend_path=config.paytm.resend_path)
 
 
 def emulator_main(args: argparse.Namespace) -> int:

@@ -25,6 +25,12 @@ _BENCH_TID_RE = re.compile(r"7\d{7}")
 
 DEFAULT_TERMINAL_TIMEOUT_S = 60.0  # a customer who never pays keeps the terminal this long
 DEFAULT_NOT_FOUND_WINDOW_S = 3.0  # magic 04: Status Enquiry says 0404 this long after the Sale
+# Payment links (PG module): see docs/emulator.md, "Payment links".
+DEFAULT_LATE_PAYMENT_S = 120.0  # magic 12: the customer pays this long after the Send
+DEFAULT_BANK_PENDING_S = 60.0  # magic 15: Transaction Status says PENDING 402 this long
+DEFAULT_REFUND_DELAY_S = 10.0  # a refund stays PENDING 601 this long, then succeeds
+# UPI's per-transaction limit (₹1,00,000): a larger link amount is refused (2007).
+DEFAULT_MAX_LINK_PAISE = 10_000_000
 
 
 def demo_bench_tid(n: int) -> str:
@@ -101,16 +107,33 @@ class EmulatorSettings:
     terminal_timeout_s: float = DEFAULT_TERMINAL_TIMEOUT_S
     not_found_window_s: float = DEFAULT_NOT_FOUND_WINDOW_S
     result_style: ResultStyle = ResultStyle.OBSERVED
+    # PG module (payment links, refunds). customer_delay_s above also paces the link customer.
+    late_payment_s: float = DEFAULT_LATE_PAYMENT_S
+    bank_pending_s: float = DEFAULT_BANK_PENDING_S
+    refund_delay_s: float = DEFAULT_REFUND_DELAY_S
+    max_link_paise: int = DEFAULT_MAX_LINK_PAISE
+    resend_path: str = "/order/resendpaymentrequest"  # reference §13: path Unconfirmed
+    # S2S callbacks to the agent when a link order is final; None: off (can be set later
+    # with Emulator.configure_webhooks). "form" (key-value, CHECKSUMHASH) or "json".
+    webhook_url: str | None = None
+    webhook_format: str = "form"
     # Simulated time = these clocks + emulator.advance() offset. `clock` paces the customer;
     # `wall_clock` (epoch seconds) gives IST timestamps and the "same day" rule for voids.
     clock: Callable[[], float] = field(default=time.monotonic)
     wall_clock: Callable[[], float] = field(default=time.time)
 
     def __post_init__(self) -> None:
-        for name in ("customer_delay_s", "terminal_timeout_s", "not_found_window_s"):
+        for name in ("customer_delay_s", "terminal_timeout_s", "not_found_window_s",
+                     "late_payment_s", "bank_pending_s", "refund_delay_s"):
             value = getattr(self, name)
             if not value >= 0:  # also refuses NaN
                 raise ValueError(f"{name} must be ≥ 0, got {value!r}")
+        if self.max_link_paise < 1:
+            raise ValueError(f"max_link_paise must be ≥ 1, got {self.max_link_paise!r}")
+        if not self.resend_path.startswith("/"):
+            raise ValueError(f"resend_path must start with /, got {self.resend_path!r}")
+        if self.webhook_format not in ("form", "json"):
+            raise ValueError(f"webhook_format must be form or json, got {self.webhook_format!r}")
         mids = [m.mid for m in self.merchants]
         if len(set(mids)) != len(mids):
             raise ValueError("two merchants with the same MID")

@@ -1,6 +1,6 @@
 """Where an API call meets HTTP: the record, injected faults, and dropped connections.
 
-Each API module (EDC now, PG later) supplies a `Processor` that turns the raw request
+Each API module (EDC, PG) supplies a `Processor` that turns the raw request
 into a reply without touching HTTP; `serve_call` does the rest the same way for all.
 """
 
@@ -51,6 +51,9 @@ class ApiReply:
     result_code: str | None = None
     parsed: Parsed = field(default_factory=Parsed)
     drop: bool = False  # processed, but the answer must be lost (magic amount 05)
+    # The exact document text to send, when it matters byte for byte (PG answers are signed
+    # over the text of their body); None: `body` serialised.
+    text: str | None = None
 
 
 class Processor(Protocol):
@@ -116,7 +119,7 @@ def _answer(reply: ApiReply, fault: Fault | None, record: RecordedRequest) -> we
     record.status = reply.status
     if kind is FaultKind.HTML:
         return web.Response(status=reply.status, text=_HTML_PAGE, content_type="text/html")
-    text = json.dumps(reply.body, ensure_ascii=False)
+    text = reply.text if reply.text is not None else json.dumps(reply.body, ensure_ascii=False)
     if kind is FaultKind.MALFORMED_JSON:
         text = text[: len(text) // 2]  # cut mid-document: valid start, no end
     return web.Response(status=reply.status, text=text, content_type="application/json")
