@@ -54,6 +54,7 @@ class Agent:
         session: aiohttp.ClientSession | None = None,
         journal: Journal | None = None,
         transport_factory: Callable[[LinkSpec], Transport] | None = None,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.config = config
         self.started_at = time.time()
@@ -68,6 +69,7 @@ class Agent:
         self._observers: list[Callable[[CallRecord], None]] = []
         self._transport_factory = transport_factory
         self.webhook: WebhookServer | None = None
+        self._wall = wall
 
     def observe_calls(self, observer: Callable[[CallRecord], None]) -> None:
         self._observers.append(observer)
@@ -82,7 +84,8 @@ class Agent:
             self._session = make_session(self.config.paytm)
         edc = EdcClient(self._session, self.config.paytm, self._key, observer=self._observe)
         pg = PgClient(self._session, self.config.paytm, self._key, observer=self._observe)
-        self.engine = Engine(self.config, self.journal, edc, pg=pg, health=self.health)
+        self.engine = Engine(self.config, self.journal, edc, pg=pg, health=self.health,
+                             wall=self._wall)
         factory = self._transport_factory
         if factory is None:
             from drivers.factory import make_transport

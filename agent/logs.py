@@ -1,8 +1,9 @@
 """Logging: one line per event on stderr, secrets redacted, recent lines kept for the web page.
 
 The redaction filter sits on the handlers, not the loggers, so nothing that any
-library logs can carry a registered secret past it. Under systemd (`JOURNAL_STREAM`
-set) lines carry syslog priority prefixes so `journalctl -p err` works.
+library logs can carry a registered secret past it. Under systemd (stderr is the
+stream named by `JOURNAL_STREAM`) lines carry syslog priority prefixes so
+`journalctl -p err` works.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -101,7 +103,7 @@ class _Formatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self._syslog = syslog_prefix
 
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         t = time.localtime(record.created)
         return time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{int(record.msecs):03d}"
 
@@ -119,14 +121,36 @@ class _Formatter(logging.Formatter):
 RECENT = RecentLines()
 
 
+def on_journal(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    """True when `stream` is the journald stream systemd connected (systemd.exec(5)).
+
+    JOURNAL_STREAM holds "DEVICE:INODE" of that stream; comparing it with the stream
+    itself keeps a child whose stderr was redirected (or a shell that inherited the
+    variable) from writing `<6>` prefixes into a file or a terminal.
+    """
+    env = os.environ if environ is None else environ
+    device, _, inode = env.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        info = os.fstat(stream.fileno())
+        return (info.st_dev, info.st_ino) == (int(device), int(inode))
+    except (ValueError, OSError, AttributeError):  # unset or odd value; no real descriptor
+        return False
+
+
+def journal_prefix(level: int, stream: TextIO) -> str:
+    """`<3>` and friends for a line written straight to `stream` (before logging is set up)."""
+    return f"<{_SYSLOG_PRIORITY.get(level, 6)}>" if on_journal(stream) else ""
+
+
 def setup_logging(level: str = "info", *, stream: TextIO | None = None) -> None:
     """Configure the root logger once for the daemon, the demo or a command."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         root.removeHandler(handler)
-    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    out = stream if stream is not None else sys.stderr
+    handler = logging.StreamHandler(out)
     handler.addFilter(RedactingFilter())
-    handler.setFormatter(_Formatter(syslog_prefix=bool(os.environ.get("JOURNAL_STREAM"))))
+    handler.setFormatter(_Formatter(syslog_prefix=on_journal(out)))
     root.addHandler(handler)
     root.addHandler(RECENT)
     root.setLevel(level.upper())

@@ -185,6 +185,10 @@ class Engine:
 
     # -- facts for pong, the web page and metrics ---------------------------------------
 
+    def now(self) -> datetime:
+        """The engine's clock in IST (injectable through `wall` for tests)."""
+        return datetime.fromtimestamp(self._wall(), IST)
+
     def busy_terminals(self) -> dict[str, str]:
         return dict(self._busy)
 
@@ -273,7 +277,7 @@ class Engine:
 
         display, display_warnings = display_info(dict(req.display or ()), lane.config.display)
         printed, print_warnings = print_info(dict(req.print or ()), lane.config.print)
-        now = datetime.now(IST)
+        now = self.now()
         try:
             sale = SaleRequest(
                 tid=tid, txn=req.txn, amount=req.amount, txn_time=now, reference=req.ref,
@@ -327,8 +331,8 @@ class Engine:
             await lane.reply(Error(re=req.id, code=ErrorCode.NOT_ALLOWED, txn=req.txn,
                                    message="Only successful sales can be voided"))
             return
-        sale_day = (parse_paytm(sale.txn_time) or datetime.now(IST)).date()
-        if sale_day != datetime.now(IST).date():
+        sale_day = (parse_paytm(sale.txn_time) or self.now()).date()
+        if sale_day != self.now().date():
             await lane.reply(Error(re=req.id, code=ErrorCode.NOT_ALLOWED, txn=req.txn,
                                    message="Sale is from an earlier day: use refund"))
             return
@@ -343,7 +347,7 @@ class Engine:
                                    message=f"Terminal busy with {holder}"))
             return
         void = VoidRequest(tid=sale.tid, txn=sale.txn,
-                           txn_time=parse_paytm(sale.txn_time) or datetime.now(IST))
+                           txn_time=parse_paytm(sale.txn_time) or self.now())
         self._busy[sale.tid] = req.txn
         stored = {**req.to_json(), "id": req.id}
         if existing is None:
@@ -420,7 +424,7 @@ class Engine:
         """Does Paytm know `record.txn` on our terminal with our amount? (after a 0233)"""
         outcome = await self.edc.status(StatusRequest(
             tid=record.tid, txn=record.txn,
-            txn_time=parse_paytm(record.txn_time) or datetime.now(IST),
+            txn_time=parse_paytm(record.txn_time) or self.now(),
             void=record.kind is Kind.VOID))
         if not isinstance(outcome, Answered):
             # Cannot tell: treat as known, so the poller resolves it (the safe direction).
@@ -567,7 +571,7 @@ class Engine:
             return await self.pg_flows.check(record)
         outcome = await self.edc.status(StatusRequest(
             tid=record.tid, txn=record.txn,
-            txn_time=parse_paytm(record.txn_time) or datetime.now(IST),
+            txn_time=parse_paytm(record.txn_time) or self.now(),
             void=record.kind is Kind.VOID))
         match outcome:
             case Answered(response=answer):
@@ -644,7 +648,7 @@ class Engine:
             status=fields.status(outcome.status),
             code=outcome.code, message=outcome.message[:80], amount=record.amount,
             payment=payment,
-            receipt=receipt_lines(record, outcome, self.config, datetime.now(IST)),
+            receipt=receipt_lines(record, outcome, self.config, self.now()),
             warnings=tuple(warnings or ()),
         )
 

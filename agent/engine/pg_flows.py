@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from agent.engine import polling
 from agent.engine.results import UNKNOWN_MESSAGE, Outcome, request_fields
 from agent.errors import FieldError
 from agent.journal import FINAL_STATES, Kind, TxnRecord, TxnState
-from agent.paytm.clock import IST, format_paytm, parse_paytm
+from agent.paytm.clock import format_paytm, parse_paytm
 from agent.paytm.codes import PG_STATUS_CODES, REFUND_CODES, Handling, cashier_message
 from agent.paytm.outcome import Answered, NotSent, Unknown
 from agent.paytm.pg import PgClient
@@ -96,7 +96,7 @@ class PgFlows:
                                    message=f"Lane {lane.name} has no pos_id for payment "
                                            "links"))
             return
-        now = datetime.now(IST)
+        now = self._engine.now()
         expiry = now + timedelta(seconds=req.expiry_s)
         try:
             send = SendLinkRequest(order_id=req.txn, amount_paise=req.amount, pos_id=pos_id,
@@ -181,13 +181,13 @@ class PgFlows:
 
     def _expired(self, record: TxnRecord) -> bool:
         expiry = parse_paytm(str(request_fields(record).get("expiry", "")))
-        return expiry is not None and datetime.now(IST) > expiry
+        return expiry is not None and self._engine.now() > expiry
 
     def _seconds_past_expiry(self, record: TxnRecord) -> float:
         expiry = parse_paytm(str(request_fields(record).get("expiry", "")))
         if expiry is None:
             return 0.0
-        return (datetime.now(IST) - expiry).total_seconds()
+        return (self._engine.now() - expiry).total_seconds()
 
     # -- refund ---------------------------------------------------------------------------
 
@@ -255,7 +255,7 @@ class PgFlows:
         stored_request = {"id": req.id, "type": "refund", "txn": req.txn,
                           "refund_id": req.refund_id, "amount": req.amount,
                           "paytm_txn_id": paytm_txn_id, "original_kind": original.kind.value}
-        now = datetime.now(IST)
+        now = self._engine.now()
         if existing is None:
             record = journal.create(kind=Kind.REFUND, txn=req.refund_id, lane=lane.name,
                                     tid=original.tid, amount=req.amount,

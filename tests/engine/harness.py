@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 import tty
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -43,8 +44,10 @@ def agent_config(
     polling: dict[str, float] | None = None,
     extra_lanes: list[dict[str, Any]] | None = None,
     tid: str = TID,
+    webhook: bool = False,
 ) -> Config:
     return config_from_dict({
+        "webhook": {"enabled": webhook, "listen": "127.0.0.1:0"},
         "paytm": {"mid": DEMO_MID, "merchant_key_file": "/unused",
                   "edc_base_url": base_url, "pg_base_url": base_url,
                   "connect_timeout_s": 2, "read_timeout_s": 2},
@@ -169,15 +172,30 @@ class Stack:
     config: Config
 
 
+class Clock:
+    """The agent's wall clock, movable by tests (the emulator has its own `advance`)."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def __call__(self) -> float:
+        return time.time() + self.offset
+
+    def advance(self, seconds: float) -> None:
+        self.offset += seconds
+
+
 @asynccontextmanager
 async def stack(tmp_path: Path, settings: EmulatorSettings | None = None,
-                polling: dict[str, float] | None = None) -> AsyncIterator[Stack]:
+                polling: dict[str, float] | None = None, clock: Clock | None = None,
+                webhook: bool = False) -> AsyncIterator[Stack]:
     emulator = Emulator(settings or EmulatorSettings())
     async with emulator.serve() as base_url:
         pty = Pty()
         config = agent_config(base_url=base_url, journal=tmp_path / "journal.db",
-                              link=f"serial://{pty.path}", polling=polling)
-        agent = Agent(config, DEMO_KEY, transport_factory=serial_only)
+                              link=f"serial://{pty.path}", polling=polling, webhook=webhook)
+        agent = Agent(config, DEMO_KEY, transport_factory=serial_only,
+                      wall=clock if clock is not None else time.time)
         await agent.start()
         try:
             async with register_on(pty.master) as register:
