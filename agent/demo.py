@@ -33,7 +33,9 @@ from agent.register.messages import (
     Accepted,
     Error,
     Message,
+    Paylink,
     Pong,
+    Refund,
     Request,
     Result,
     Sale,
@@ -47,8 +49,10 @@ from drivers.url import LinkTimings
 DEMO_TID = "12345678"
 CUSTOMER_DELAY_S = 1.5  # the simulated customer takes this long to tap a card
 RESULT_WAIT_S = 30.0
+REFUND_DELAY_S = 1.5  # Paytm keeps a refund pending (601) this long in the demo
 DEMO_POLLING = {"first_check_s": 0.5, "interval_s": 0.5, "slow_after_s": 60,
-                "slow_interval_s": 2, "unknown_after_s": 120, "not_found_grace_s": 20}
+                "slow_interval_s": 2, "unknown_after_s": 120, "not_found_grace_s": 20,
+                "paylink_interval_s": 0.5}
 
 
 class Narrator:
@@ -76,23 +80,37 @@ class Narrator:
                         self.say(f"   {'':15} │ {line}")
 
     def paytm_call(self, record: CallRecord) -> None:
-        name = {"sale": "Sale", "status": "Status Enquiry", "void": "Void"}.get(record.api,
-                                                                              record.api)
+        name = _API_NAMES.get(record.api, record.api)
         if record.outcome != "answered":
             answer = f"no answer ({record.outcome}: {record.reason})"
         else:
-            answer = f"{record.code or '-'} {_CODE_WORDS.get(record.code or '', '')}".strip()
+            words = _CODE_WORDS.get(record.api, _CODE_WORDS["status"])
+            answer = f"{record.code or '-'} {words.get(record.code or '', '')}".strip()
         key = f"{record.api}:{record.txn}"
-        if record.api == "status" and self._last_status.get(key) == answer:
+        if record.api in _POLLS and self._last_status.get(key) == answer:
             return  # the same "still pending" again: say it once
         self._last_status[key] = answer
         self.say(f"   Paytm says      {name} {record.txn} → {answer} "
                  f"({record.latency_s * 1000:.0f} ms)")
 
 
-_CODE_WORDS = {"0009": "accepted, sent to the terminal", "0000": "success",
-               "0010": "pending: waiting for the customer", "0011": "failed",
-               "0404": "not found (yet)", "0333": "terminal busy", "0007": "terminal inactive"}
+_API_NAMES = {"sale": "Sale", "status": "Status Enquiry", "void": "Void",
+              "send_link": "Send Payment Request", "resend_link": "Resend Payment Request",
+              "pg_status": "Transaction Status", "refund_apply": "Refund",
+              "refund_status": "Refund Status"}
+_POLLS = frozenset({"status", "pg_status", "refund_status"})
+_EDC_WORDS = {"0009": "accepted, sent to the terminal", "0000": "success",
+              "0010": "pending: waiting for the customer", "0011": "failed",
+              "0404": "not found (yet)", "0333": "terminal busy", "0007": "terminal inactive"}
+_CODE_WORDS = {
+    "sale": _EDC_WORDS, "status": _EDC_WORDS, "void": _EDC_WORDS,
+    "send_link": {"0000": "SMS with the UPI link queued"},
+    "resend_link": {"0000": "SMS queued again"},
+    "pg_status": {"01": "paid", "334": "not paid yet", "400": "pending", "402": "pending",
+                  "227": "failed", "810": "failed or expired"},
+    "refund_apply": {"601": "refund registered, pending", "10": "refunded"},
+    "refund_status": {"601": "pending", "10": "refunded"},
+}
 
 
 def _describe(message: Message) -> str:
@@ -101,6 +119,10 @@ def _describe(message: Message) -> str:
             return f"sale {txn} {rupees(amount)}"
         case Void(txn=txn):
             return f"void {txn}"
+        case Paylink(txn=txn, amount=amount, phone=phone):
+            return f"paylink {txn} {rupees(amount)} to {phone[:2]}XXXXXX{phone[-2:]}"
+        case Refund(txn=txn, refund_id=refund_id, amount=amount):
+            return f"refund {refund_id} of {txn}: {rupees(amount)}"
         case Status(txn=txn, kind=kind):
             return f"status {txn} ({kind})"
         case Accepted(txn=txn, kind=kind):
@@ -156,6 +178,9 @@ class Script:
             ("A second sale while the first is still on the terminal", self.busy),
             ("The register repeats a sale it already sent (same txn)", self.repeat),
             ("The cashier voids the card sale of step 1", self.void),
+            ("A UPI payment link by SMS: the customer pays ₹420.00 on their phone",
+             self.paylink),
+            ("A partial refund of ₹50.00 of the UPI sale of step 2", self.refund),
         ]
         ok = True
         for number, (title, step) in enumerate(steps, start=1):
@@ -207,10 +232,23 @@ class Script:
         return isinstance(result, Result) and result.kind == "void" \
             and result.status == "success"
 
+    async def paylink(self) -> bool:
+        result = await self.ask(Paylink(id=self._id(), txn="DEMOLINK0001", amount="42000",
+                                        phone="9876543210"))
+        return isinstance(result, Result) and result.kind == "paylink" \
+            and result.status == "success"
+
+    async def refund(self) -> bool:
+        result = await self.ask(Refund(id=self._id(), txn="DEMOUPI00001",
+                                       refund_id="DEMOREFUND01", amount="5000"))
+        return isinstance(result, Result) and result.kind == "refund" \
+            and result.status == "success"
+
 
 async def run_demo(keep: bool, out: TextIO = sys.stdout) -> int:
     say = Narrator(out)
-    emulator = Emulator(EmulatorSettings(customer_delay_s=CUSTOMER_DELAY_S))
+    emulator = Emulator(EmulatorSettings(customer_delay_s=CUSTOMER_DELAY_S,
+                                         refund_delay_s=REFUND_DELAY_S))
     with tempfile.TemporaryDirectory(prefix="edc-agent-demo-") as tmp:
         master, slave = os.openpty()
         # Raw at once, so nothing the register writes is echoed back before the agent opens it.

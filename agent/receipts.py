@@ -167,9 +167,12 @@ def build_receipt(
     def pair(left: str, right: str) -> None:
         if len(left) + 1 + len(right) <= width:
             lines.append(left + " " * (width - len(left) - len(right)) + right)
-        else:
-            lines.extend(textwrap.wrap(left, width) or [""])
-            lines.extend(r.rjust(width) for r in textwrap.wrap(right, width))
+            return
+        lines.extend(textwrap.wrap(left, width) or [""])
+        if len(right) <= width:
+            lines.append(right.rjust(width))
+        else:  # a long id reads best as one left-aligned run, cut at the width
+            lines.extend(right[i:i + width] for i in range(0, len(right), width))
 
     def field_line(label: str, value: str) -> None:
         if value:

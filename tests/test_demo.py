@@ -19,6 +19,8 @@ def test_demo_runs_the_script_and_exits_0() -> None:
                      "error TERMINAL_BUSY DEMOBUSY0001",
                      "result void DEMOCARD0001: SUCCESS",
                      "Paytm received 1 Sale for DEMOCARD0001",
+                     "result paylink DEMOLINK0001: SUCCESS", "Send Payment Request",
+                     "result refund DEMOREFUND01: SUCCESS", "UPI PAYMENT LINK", "REFUNDED",
                      "APPROVED", "VOIDED", "every step behaved as expected"):
         assert expected in out, expected
     # The story is in order: the register asks before the agent answers.

@@ -30,10 +30,11 @@ from agent.paytm.emulator import (
     RecordedRequest,
 )
 from agent.register.client import Received
-from agent.register.messages import Accepted, Ping, Pong, Result, Sale
+from agent.register.messages import Accepted, Paylink, Ping, Pong, Result, Sale
 from tests.engine.harness import TID, Pty, Register, register_on, wait_for_request
 
 START_WAIT_S = 20.0  # a cold Python start with aiohttp on a loaded 2-core box
+KEY_TEXT = DEMO_KEY.secret_bytes.decode()
 
 
 def _config(tmp: Path, base_url: str, tty: str) -> Path:
@@ -56,6 +57,7 @@ interval_s = 0.05
 slow_interval_s = 0.1
 unknown_after_s = 60
 not_found_grace_s = 30
+paylink_interval_s = 0.05
 
 [journal]
 path = "{tmp / 'journal.db'}"
@@ -127,11 +129,13 @@ class Rig:
 
 
 @contextlib.asynccontextmanager
-async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
-    emulator = Emulator(EmulatorSettings())
+async def rig(tmp_path: Path, settings: EmulatorSettings | None = None) -> AsyncIterator[Rig]:
+    emulator = Emulator(settings or EmulatorSettings())
     async with emulator.serve() as base_url:
         pty = Pty()
-        daemon = Daemon(_config(tmp_path, base_url, pty.path), tmp_path / "agent.log")
+        config = _config(tmp_path, base_url, pty.path)
+        config.write_text(config.read_text().replace('tid = "', 'pos_id = "S1_1"\ntid = "'))
+        daemon = Daemon(config, tmp_path / "agent.log")
         try:
             await daemon.start()
             yield Rig(emulator, daemon, pty)
@@ -234,3 +238,25 @@ async def _first_result_frame(fd: int, txn: str) -> bytes:
                     return payload
     finally:
         loop.remove_reader(fd)
+
+
+async def test_killed_while_a_payment_link_is_pending(tmp_path: Path) -> None:
+    order = "CRASHLINK001"
+    # The customer takes ten minutes (emulator time): the link stays open across the crash.
+    async with rig(tmp_path, EmulatorSettings(customer_delay_s=600)) as r, \
+            register_on(r.pty.master) as register:
+        await _until_up(register)
+        exchange = await register.client.request(
+            Paylink(id="link1", txn=order, amount="25000", phone="9876543210"), 5.0)
+        assert isinstance(exchange.replies[0], Accepted)
+        await wait_for_request(r.emulator, lambda q: q.api == "pg_status" and q.txn == order)
+        await r.daemon.kill()
+        await r.daemon.start()
+        await _until_up(register)
+        r.emulator.pay(order)
+        result = await _final(register, order)
+        assert result.kind == "paylink" and result.status == "success"
+        assert result.re == "link1"
+        assert r.emulator.count("send_link", order) == 1
+        assert len(_finals(register, order)) == 1
+        assert KEY_TEXT not in (tmp_path / "agent.log").read_text()
