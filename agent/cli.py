@@ -37,6 +37,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="serve the merchant of this agent config (MID, key, lane terminals)")
     p.add_argument("--customer-delay-s", type=float, default=None, metavar="S",
                    help="how long the simulated customer takes to pay (default 0)")
+    p.add_argument("--webhook-url", metavar="URL", default=None,
+                   help="post Paytm's S2S payment callbacks to this URL (the agent's [webhook])")
 
     p = sub.add_parser("register", help="register console: send requests by hand or script")
     p.add_argument("--link", required=True, metavar="URL",

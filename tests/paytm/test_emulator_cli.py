@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 def _args(config: str | None = None, delay: float | None = None,
           port: int = 0) -> argparse.Namespace:
     return argparse.Namespace(command="emulator", port=port, config=config,
-                              customer_delay_s=delay)
+                              customer_delay_s=delay, webhook_url=None)
 
 
 def _write_config(tmp_path: Path, key_mode: int = 0o600) -> Path:

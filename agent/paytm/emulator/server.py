@@ -30,7 +30,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     if not (math.isfinite(delay) and delay >= 0):
         raise ConfigError([f"--customer-delay-s must be ≥ 0 seconds (got {delay})"])
     if args.config is None:
-        return EmulatorSettings(customer_delay_s=delay)
+        return EmulatorSettings(customer_delay_s=delay, webhook_url=args.webhook_url)
     config = load_config(args.config)
     key = load_merchant_key(config.paytm.merchant_key_file)
     terminals: dict[str, Terminal] = {}
@@ -38,7 +38,8 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         terminals.setdefault(lane.tid, Terminal(lane.tid))  # two lanes may share a terminal
     merchant = Merchant(mid=config.paytm.mid, key=key, terminals=tuple(terminals.values()))
     return EmulatorSettings(merchants=(merchant,), checksum_mode=config.paytm.checksum_mode,
-                            customer_delay_s=delay, resend_path=config.paytm.resend_path)
+                            customer_delay_s=delay, resend_path=config.paytm.resend_path,
+                            webhook_url=args.webhook_url)
 
 
 def emulator_main(args: argparse.Namespace) -> int:
