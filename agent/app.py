@@ -18,6 +18,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -37,6 +38,9 @@ from agent.paytm.pg import PgClient
 from agent.webhook_server import WebhookServer
 from drivers.base import Transport
 from drivers.url import LinkSpec
+
+if TYPE_CHECKING:
+    from agent.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
@@ -71,8 +75,15 @@ class Agent:
         self.webhook: WebhookServer | None = None
         self._wall = wall
 
-    def observe_calls(self, observer: Callable[[CallRecord], None]) -> None:
+    def observe_calls(self, observer: Callable[[CallRecord], None]) -> Callable[[], None]:
+        """Call `observer` after every Paytm call; returns the unsubscribe."""
         self._observers.append(observer)
+
+        def unsubscribe() -> None:
+            if observer in self._observers:
+                self._observers.remove(observer)
+
+        return unsubscribe
 
     def _observe(self, record: CallRecord) -> None:
         self.health.observe(record)
@@ -144,15 +155,29 @@ async def _serve(config: Config, key: MerchantKey) -> None:
     service.start()  # the watchdog heartbeat runs from here until the drain is over
     try:
         await agent.start()
+        web = await start_web_or_log(agent)
         if not stop.is_set():
             service.ready()  # READY=1 only now: every lane set up, recovery has run
         try:
             await stop.wait()
             log.info("stopping: finishing what is in flight (at most %.0f s)", DRAIN_S)
         finally:
+            if web is not None:
+                await web.stop()  # before agent.stop(): the page reads the open journal
             await agent.stop()
     finally:
         await service.close()
+
+
+async def start_web_or_log(agent: Agent) -> WebServer | None:
+    """The technician page; a port in use costs the page, never the payments."""
+    from agent.web.server import WebStartError, start_web
+
+    try:
+        return await start_web(agent)
+    except WebStartError as exc:
+        log.error("%s; the agent runs on without its technician page", exc)
+        return None
 
 
 def run_main(args: argparse.Namespace) -> int:

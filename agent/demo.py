@@ -21,9 +21,10 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
-from agent.app import Agent
+from agent.app import Agent, start_web_or_log
 from agent.config import Config, config_from_dict
 from agent.link.layer import Link
+from agent.logs import SECRETS
 from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
 from agent.paytm.outcome import CallRecord
 from agent.receipts import rupees
@@ -258,15 +259,20 @@ async def run_demo(keep: bool, out: TextIO = sys.stdout) -> int:
             async with emulator.serve() as base_url:
                 listen = "127.0.0.1:8765" if keep else "127.0.0.1:0"
                 config = demo_config(base_url, Path(tmp) / "journal.db", tty, listen)
+                SECRETS.add(DEMO_KEY.secret_bytes.decode("ascii"))
                 agent = Agent(config, DEMO_KEY)
                 agent.observe_calls(say.paytm_call)
                 say.say("edc-agent demo: a virtual register, the agent and a Paytm emulator")
                 say.say(f"   register on {tty} (pty) · Paytm emulator at {base_url} · "
                         f"journal {Path(tmp) / 'journal.db'}")
                 await agent.start()
+                web = await start_web_or_log(agent) if keep else None
                 try:
-                    ok = await _run_register(master, emulator, say, keep, agent)
+                    ok = await _run_register(master, emulator, say,
+                                             web.url if web is not None else None)
                 finally:
+                    if web is not None:
+                        await web.stop()
                     await agent.stop()
         finally:
             os.close(slave)
@@ -277,8 +283,8 @@ async def run_demo(keep: bool, out: TextIO = sys.stdout) -> int:
     return 0 if ok else 1
 
 
-async def _run_register(master: int, emulator: Emulator, say: Narrator, keep: bool,
-                        agent: Agent) -> bool:
+async def _run_register(master: int, emulator: Emulator, say: Narrator,
+                        web_url: str | None) -> bool:
     transport = FdTransport(master, "virtual-register", close_fd=False)
     await transport.open()
     link = Link(transport, LinkTimings(), name="virtual-register", id_of=message_id)
@@ -287,8 +293,8 @@ async def _run_register(master: int, emulator: Emulator, say: Narrator, keep: bo
     await client.start()
     try:
         ok = await Script(client, emulator, say).run()
-        if keep:
-            await _stay_up(say, agent)
+        if web_url is not None:
+            await _stay_up(say, web_url)
         return ok
     finally:
         await client.stop()
@@ -296,11 +302,9 @@ async def _run_register(master: int, emulator: Emulator, say: Narrator, keep: bo
         await transport.close()
 
 
-async def _stay_up(say: Narrator, agent: Agent) -> None:
-    web = getattr(agent, "web_address", None)
+async def _stay_up(say: Narrator, web_url: str) -> None:
     say.say()
-    if web:
-        say.say(f"The technician page is at {web}")
+    say.say(f"The technician page is at {web_url} (read-only: the demo sets no password)")
     say.say("Staying up (--keep). Press Ctrl-C to stop.")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

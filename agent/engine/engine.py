@@ -373,21 +373,10 @@ class Engine:
         kind = fields.kind(record.kind.value)
         match outcome:
             case NotSent(reason=reason):
-                # Provably never reached Paytm: nothing charged, the same request may come
-                # again and will be sent then.
-                error = Error(re=request_id, code=ErrorCode.CLOUD_UNAVAILABLE, txn=record.txn,
-                              message="Paytm could not be reached; nothing was charged")
-                self.journal.transition(record.row_id, TxnState.FAILED, not_sent=True,
-                                        detail=f"not sent: {reason}",
-                                        reply=_error_json(error))
-                self._release(record)
-                await lane.reply(error)
+                await self.not_sent(lane, request_id, record, reason,
+                                    "Paytm could not be reached; nothing was charged")
             case Unknown(reason=reason):
-                # Might have reached Paytm: never failed, never sent again: ask for status.
-                self.journal.transition(record.row_id, TxnState.PENDING,
-                                        detail=f"answer unknown: {reason}")
-                await lane.reply(Accepted(re=request_id, txn=record.txn, kind=kind))
-                self.start_poller(self.journal.get(record.row_id))
+                await self.follow_unknown(lane, request_id, record, reason)
             case Answered(response=answer) if answer.accepted:
                 self.journal.transition(record.row_id, TxnState.ACCEPTED, code=answer.code,
                                         message=answer.message)
@@ -419,6 +408,27 @@ class Engine:
                                         detail=answer.message)
                 self._release(record)
                 await lane.reply(error)
+
+    async def not_sent(self, lane: LanePort, request_id: str, record: TxnRecord, reason: str,
+                       message: str) -> None:
+        """The request provably never reached Paytm: nothing happened there, and the same
+        request may come again and will be sent then (protocol §4 CLOUD_UNAVAILABLE)."""
+        error = Error(re=request_id, code=ErrorCode.CLOUD_UNAVAILABLE, txn=record.txn,
+                      message=message)
+        self.journal.transition(record.row_id, TxnState.FAILED, not_sent=True,
+                                detail=f"not sent: {reason}", reply=_error_json(error))
+        self._release(record)
+        await lane.reply(error)
+
+    async def follow_unknown(self, lane: LanePort, request_id: str, record: TxnRecord,
+                             reason: str) -> None:
+        """The request may have reached Paytm: never "failed", never sent again. The
+        register hears `accepted`; the status poller finds out what happened."""
+        self.journal.transition(record.row_id, TxnState.PENDING,
+                                detail=f"answer unknown: {reason}")
+        await lane.reply(Accepted(re=request_id, txn=record.txn,
+                                  kind=fields.kind(record.kind.value)))
+        self.start_poller(self.journal.get(record.row_id))
 
     async def _known_to_paytm(self, record: TxnRecord) -> bool:
         """Does Paytm know `record.txn` on our terminal with our amount? (after a 0233)"""

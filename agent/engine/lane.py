@@ -129,7 +129,10 @@ class Lane:
     # -- results --------------------------------------------------------------------------
 
     def deliver(self, outbox: OutboxRecord) -> None:
-        """Queue a journaled result; it is sent until the register ACKs it."""
+        """Queue a journaled result; it is sent until the register ACKs it. Idempotent:
+        a result already queued (a technician's "resend") is not queued twice."""
+        if any(queued.row_id == outbox.row_id for queued in self._outbox):
+            return
         self._outbox.append(outbox)
         self._outbox_changed.set()
 

@@ -123,17 +123,11 @@ class PgFlows:
         outcome = await self.client.send_link(send)
         match outcome:
             case NotSent(reason=reason):
-                error = Error(re=req.id, code=ErrorCode.CLOUD_UNAVAILABLE, txn=req.txn,
-                              message="Paytm could not be reached; no link was sent")
-                journal.transition(record.row_id, TxnState.FAILED, not_sent=True,
-                                   detail=f"not sent: {reason}", reply=engine.error_json(error))
-                await lane.reply(error)
+                await engine.not_sent(lane, req.id, record, reason,
+                                      "Paytm could not be reached; no link was sent")
             case Unknown(reason=reason):
                 # The SMS may have gone out: follow the order by status, never send again.
-                journal.transition(record.row_id, TxnState.PENDING,
-                                   detail=f"answer unknown: {reason}")
-                await lane.reply(Accepted(re=req.id, txn=req.txn, kind="paylink"))
-                engine.start_poller(journal.get(record.row_id))
+                await engine.follow_unknown(lane, req.id, record, reason)
             case Answered(response=answer) if answer.queued:
                 journal.transition(record.row_id, TxnState.ACCEPTED, code=answer.code,
                                    message=answer.message, detail="SMS queued")
@@ -268,16 +262,10 @@ class PgFlows:
         outcome = await self.client.refund(refund)
         match outcome:
             case NotSent(reason=reason):
-                error = Error(re=req.id, code=ErrorCode.CLOUD_UNAVAILABLE, txn=req.refund_id,
-                              message="Paytm could not be reached; nothing was refunded")
-                journal.transition(record.row_id, TxnState.FAILED, not_sent=True,
-                                   detail=f"not sent: {reason}", reply=engine.error_json(error))
-                await lane.reply(error)
+                await engine.not_sent(lane, req.id, record, reason,
+                                      "Paytm could not be reached; nothing was refunded")
             case Unknown(reason=reason):
-                journal.transition(record.row_id, TxnState.PENDING,
-                                   detail=f"answer unknown: {reason}")
-                await lane.reply(Accepted(re=req.id, txn=req.refund_id, kind="refund"))
-                engine.start_poller(journal.get(record.row_id))
+                await engine.follow_unknown(lane, req.id, record, reason)
             case Answered(response=answer):
                 await self._after_refund(lane, req, record, answer.state, answer.code,
                                          answer.message)

@@ -33,6 +33,7 @@ import aiohttp
 
 from agent.config import PaytmConfig
 from agent.errors import FieldError
+from agent.paytm.answer_fields import detail, raw_text
 from agent.paytm.checksum import ChecksumMode, MerchantKey, generate, generate_params
 from agent.paytm.clock import format_paytm, now_ist, parse_paytm
 from agent.paytm.codes import EDC_REQUEST_CODES, EDC_STATUS_CODES, Handling, ResultCode
@@ -341,29 +342,14 @@ _REQUEST_LETTERS: Mapping[str, _Opinion] = {"A": "accepted", "F": "failed"}
 _STATUS_LETTERS: Mapping[str, _Opinion] = {"S": "success", "F": "failed", "P": "pending"}
 
 
-def _raw(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _text(mapping: Mapping[str, object], key: str) -> str | None:
-    """An optional detail field: None when missing, null, "null", empty or not a scalar."""
-    value = mapping.get(key)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):  # some gateways send ids and amounts as numbers
-        return str(value)
-    if isinstance(value, str) and value.strip() and value.strip().lower() != "null":
-        return value
-    return None
-
-
 def _result_info(body: Mapping[str, object]) -> ResultInfo | None:
     info = body.get("resultInfo")
     if not isinstance(info, dict):
         return None
-    return ResultInfo(status=_raw(info.get("resultStatus")), code=_raw(info.get("resultCode")),
-                      code_id=_raw(info.get("resultCodeId")).strip(),
-                      message=_raw(info.get("resultMsg")))
+    return ResultInfo(status=raw_text(info.get("resultStatus")),
+                      code=raw_text(info.get("resultCode")),
+                      code_id=raw_text(info.get("resultCodeId")).strip(),
+                      message=raw_text(info.get("resultMsg")))
 
 
 def _letter_and_words(info: ResultInfo) -> tuple[set[str], set[str]]:
@@ -469,13 +455,13 @@ def _status_state(info: ResultInfo, void: bool) -> StatusState:
 
 
 def _payment(body: Mapping[str, object]) -> PaymentDetails | None:
-    card = _text(body, "issuerMaskCardNo")
-    scheme = _text(body, "cardScheme")
-    card_type = _text(body, "cardType")
-    auth_code = _text(body, "authCode")
-    rrn = _text(body, "retrievalReferenceNo")
-    acquirement_id = _text(body, "acquirementId")
-    method = _text(body, "payMethod")
+    card = detail(body, "issuerMaskCardNo")
+    scheme = detail(body, "cardScheme")
+    card_type = detail(body, "cardType")
+    auth_code = detail(body, "authCode")
+    rrn = detail(body, "retrievalReferenceNo")
+    acquirement_id = detail(body, "acquirementId")
+    method = detail(body, "payMethod")
     if method is None:
         if card is not None or scheme is not None or card_type is not None:
             method = "CARD"
@@ -484,9 +470,9 @@ def _payment(body: Mapping[str, object]) -> PaymentDetails | None:
             method = "UPI"
     details = PaymentDetails(method=method, rrn=rrn, auth_code=auth_code, card=card,
                              scheme=scheme, card_type=card_type,
-                             bank=_text(body, "issuingBankName"),
+                             bank=detail(body, "issuingBankName"),
                              acquirement_id=acquirement_id,
-                             txn_time=_text(body, "transactionDateTime"))
+                             txn_time=detail(body, "transactionDateTime"))
     if all(getattr(details, name) is None for name in
            ("method", "rrn", "auth_code", "card", "scheme", "card_type", "bank",
             "acquirement_id")):
@@ -510,8 +496,8 @@ def parse_status_answer(document: object, void: bool = False,
         return other
     return StatusAnswer(state=_status_state(info, void), code=info.code_id,
                         message=info.message, result=info, payment=_payment(body),
-                        amount=_text(body, "transactionAmount"),
-                        reference=_text(body, "merchantReferenceNo"))
+                        amount=detail(body, "transactionAmount"),
+                        reference=detail(body, "merchantReferenceNo"))
 
 
 def response_time(document: object) -> datetime | None:

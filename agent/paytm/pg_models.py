@@ -25,6 +25,7 @@ from datetime import datetime
 from enum import StrEnum
 
 from agent.errors import FieldError
+from agent.paytm.answer_fields import detail, raw_text
 from agent.paytm.clock import IST, format_paytm, parse_paytm
 from agent.paytm.codes import PG_STATUS_CODES, REFUND_CODES, Handling, ResultCode
 from agent.paytm.outcome import Unknown
@@ -358,25 +359,9 @@ class RefundStatusAnswer:
 # Parsing helpers
 
 
-def _raw(value: object) -> str:
-    return value if isinstance(value, str) else ""
-
-
-def _text(mapping: Mapping[str, object], key: str) -> str | None:
-    """An optional detail: None when missing, null, "null", empty or not a scalar."""
-    value = mapping.get(key)
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):  # some gateways send ids and amounts as numbers
-        return str(value)
-    if isinstance(value, str) and value.strip() and value.strip().lower() != "null":
-        return value
-    return None
-
-
 def _first(mapping: Mapping[str, object], *keys: str) -> str | None:
     for key in keys:
-        value = _text(mapping, key)
+        value = detail(mapping, key)
         if value is not None:
             return value
     return None
@@ -391,9 +376,9 @@ def _body(document: object) -> tuple[Mapping[str, object], PgResultInfo] | Unkno
     info = body.get("resultInfo")
     if not isinstance(info, dict):
         return Unknown("answer has no resultInfo object")
-    return body, PgResultInfo(status=_raw(info.get("resultStatus")),
-                              code=_raw(info.get("resultCode")).strip(),
-                              message=_raw(info.get("resultMsg")))
+    return body, PgResultInfo(status=raw_text(info.get("resultStatus")),
+                              code=raw_text(info.get("resultCode")).strip(),
+                              message=raw_text(info.get("resultMsg")))
 
 
 def _echo_mismatch(body: Mapping[str, object], keys: tuple[str, ...], expected: str | None,
@@ -491,14 +476,14 @@ def parse_pg_status_answer(document: object,
     body, info = parts
     if (other := _echo_mismatch(body, ("orderId",), order_id, "order")) is not None:
         return other
-    amount = _text(body, "txnAmount")
+    amount = detail(body, "txnAmount")
     return PgStatusAnswer(
         state=_pg_status_state(info), code=info.code, message=info.message, result=info,
-        order_id=_text(body, "orderId"), txn_id=_text(body, "txnId"),
-        bank_txn_id=_text(body, "bankTxnId"), payment_mode=_text(body, "paymentMode"),
+        order_id=detail(body, "orderId"), txn_id=detail(body, "txnId"),
+        bank_txn_id=detail(body, "bankTxnId"), payment_mode=detail(body, "paymentMode"),
         amount=amount, amount_paise=rupees_to_paise(amount),
-        bank_name=_text(body, "bankName"), gateway=_text(body, "gatewayName"),
-        txn_date=_text(body, "txnDate"), refund_amount=_text(body, "refundAmt"))
+        bank_name=detail(body, "bankName"), gateway=detail(body, "gatewayName"),
+        txn_date=detail(body, "txnDate"), refund_amount=detail(body, "refundAmt"))
 
 
 # ---------------------------------------------------------------------------
@@ -552,13 +537,13 @@ def parse_refund_answer(document: object, order_id: str | None = None,
     state = _refund_apply_state(info)
     if isinstance(state, Unknown):
         return state
-    amount = _text(body, "refundAmount")
+    amount = detail(body, "refundAmount")
     return RefundAnswer(
         state=state, code=info.code, message=info.message, result=info,
-        order_id=_text(body, "orderId"), ref_id=_text(body, "refId"),
-        refund_id=_text(body, "refundId"), txn_id=_text(body, "txnId"),
+        order_id=detail(body, "orderId"), ref_id=detail(body, "refId"),
+        refund_id=detail(body, "refundId"), txn_id=detail(body, "txnId"),
         refund_amount=amount, refund_amount_paise=rupees_to_paise(amount),
-        txn_timestamp=_text(body, "txnTimestamp"))
+        txn_timestamp=detail(body, "txnTimestamp"))
 
 
 def _refund_status_state(info: PgResultInfo) -> RefundState:
@@ -588,21 +573,21 @@ def parse_refund_status_answer(document: object, order_id: str | None = None,
                                  (("refId",), ref_id, "refId")):
         if (other := _echo_mismatch(body, keys, expected, what)) is not None:
             return other
-    amount = _text(body, "refundAmount")
-    total = _text(body, "totalRefundAmount")
+    amount = detail(body, "refundAmount")
+    total = detail(body, "totalRefundAmount")
     return RefundStatusAnswer(
         state=_refund_status_state(info), code=info.code, message=info.message, result=info,
-        order_id=_text(body, "orderId"), ref_id=_text(body, "refId"),
-        refund_id=_text(body, "refundId"), txn_id=_text(body, "txnId"),
-        txn_amount=_text(body, "txnAmount"),
+        order_id=detail(body, "orderId"), ref_id=detail(body, "refId"),
+        refund_id=detail(body, "refundId"), txn_id=detail(body, "txnId"),
+        txn_amount=detail(body, "txnAmount"),
         refund_amount=amount, refund_amount_paise=rupees_to_paise(amount),
         total_refund_amount=total, total_refund_paise=rupees_to_paise(total),
-        txn_timestamp=_text(body, "txnTimestamp"),
-        accept_refund_timestamp=_text(body, "acceptRefundTimestamp"),
-        merchant_refund_request_timestamp=_text(body, "merchantRefundRequestTimestamp"),
-        user_credit_initiate_timestamp=_text(body, "userCreditInitiateTimestamp"),
-        reject_code=_text(body, "rejectRefundReasonCode"),
-        reject_message=_text(body, "rejectRefundReasonMessage"))
+        txn_timestamp=detail(body, "txnTimestamp"),
+        accept_refund_timestamp=detail(body, "acceptRefundTimestamp"),
+        merchant_refund_request_timestamp=detail(body, "merchantRefundRequestTimestamp"),
+        user_credit_initiate_timestamp=detail(body, "userCreditInitiateTimestamp"),
+        reject_code=detail(body, "rejectRefundReasonCode"),
+        reject_message=detail(body, "rejectRefundReasonMessage"))
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,18 @@
+"""The technician page: diagnostics web UI, JSON API, /healthz and /metrics (docs/web.md).
+
+    server.py   start_web(agent) → WebServer: AppRunner + TCPSite in the agent's loop
+    app.py      build_app(): routes, middlewares, the shared WebContext
+    security.py headers, sessions, CSRF, login rate limit, who may see and do what
+    facts.py    what the pages and the API show, gathered from the agent as dataclasses
+    pages/      one module per page (server-rendered HTML, works without JavaScript)
+    api.py      the same facts as JSON under /api/; events.py: live updates (SSE)
+    actions.py  the Tools (link test, Paytm test, re-check, resend); ports.py: ports list
+    metrics.py  Prometheus text from a per-agent CollectorRegistry
+
+It only reads engine and journal state, except for the Tools, which use the engine's
+and the lanes' own entry points (recheck, deliver, link check).
+"""
+
+from agent.web.server import WebServer, start_web
+
+__all__ = ["WebServer", "start_web"]

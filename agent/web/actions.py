@@ -1,0 +1,230 @@
+"""The Tools: what a technician may do from the page. Each returns a `ToolResult` that the
+HTML page shows as a message and the API returns as JSON. Every use is logged.
+
+None of them decides anything about money: a re-check asks the engine to ask Paytm now
+(`Engine.recheck`), a resend hands a journaled result back to its lane (`Lane.deliver`),
+exactly as the engine and recovery do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from agent.errors import AgentError, LinkError
+from agent.journal import TxnState
+from agent.journal.store import JournalError
+from agent.paytm.clock import IST, now_ist
+from agent.paytm.edc import StatusRequest, StatusState
+from agent.paytm.http import ssl_context
+from agent.paytm.outcome import Answered, NotSent, Unknown
+from agent.web.context import CallWatch
+from agent.web.facts import can_recheck
+from agent.web.params import BadInput
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+    from agent.engine.lane import Lane
+
+log = logging.getLogger(__name__)
+
+LINK_TEST_TIMEOUT_S = 2.0  # ENQ → ACK; a register answers within 100 ms (protocol R1)
+RECHECK_WAIT_S = 5.0  # wait this long for Paytm's answer before saying "still asking"
+RESEND_WAIT_S = 3.0  # wait this long for the register's ACK before saying "queued"
+CONNTEST_PREFIX = "CONNTEST"  # + 14 digits: an id Paytm cannot know → "not found" (0404)
+CHECKSUM_REFUSED = "0330"
+
+
+@dataclass(frozen=True, slots=True)
+class ToolResult:
+    ok: bool
+    title: str
+    text: str
+    steps: list[tuple[str, str]] = field(default_factory=list)  # (step, what happened)
+
+
+def find_lane(agent: Agent, name: str) -> Lane:
+    for lane in agent.lanes:
+        if lane.name == name:
+            return lane
+    raise BadInput(f"no lane named {name!r}", 404)
+
+
+async def link_test(agent: Agent, lane_name: str) -> ToolResult:
+    lane = find_lane(agent, lane_name)
+    log.info("technician: link test on lane %s", lane.name)
+    try:
+        rtt = await lane.link.check(LINK_TEST_TIMEOUT_S)
+    except LinkError as exc:
+        return ToolResult(False, f"Link test on {lane.name}: no answer",
+                          f"{exc}. Check the cable and that the register program is running.")
+    return ToolResult(True, f"Link test on {lane.name}: OK",
+                      f"The register answered ENQ with ACK in {rtt * 1000:.1f} ms.")
+
+
+async def paytm_test(agent: Agent) -> ToolResult:
+    """TLS handshake with Paytm's server, then one Status Enquiry for an id Paytm cannot
+    know: "not found" proves the way there, our MID and our checksum."""
+    log.info("technician: Paytm connectivity test")
+    config = agent.config.paytm
+    steps: list[tuple[str, str]] = []
+    url = urlsplit(config.edc_base_url)
+    host = url.hostname or ""
+    if url.scheme == "https":
+        port = url.port or 443
+        ok, text = await _tls_handshake(host, port, config.connect_timeout_s,
+                                        lambda: ssl_context(config))
+        steps.append(("TLS handshake", text))
+        if not ok:
+            return ToolResult(False, "Paytm connectivity: TLS handshake failed", text, steps)
+    else:
+        steps.append(("TLS handshake", f"skipped: plain http to {host} (a loopback "
+                      "emulator); production uses https"))
+    engine = agent.engine
+    if engine is None:
+        return ToolResult(False, "Paytm connectivity: the agent is not running", "", steps)
+    tids = [lane.tid for lane in agent.config.lanes]
+    if not tids:
+        return ToolResult(False, "Paytm connectivity: no terminal configured",
+                          "A status call needs a terminal id: add a lane.", steps)
+    txn = CONNTEST_PREFIX + datetime.now(IST).strftime("%Y%m%d%H%M%S")
+    try:
+        request = StatusRequest(tid=tids[0], txn=txn, txn_time=now_ist())
+    except AgentError as exc:
+        return ToolResult(False, "Paytm connectivity: cannot build the request", str(exc), steps)
+    outcome = await engine.edc.status(request)
+    match outcome:
+        case Answered(response=answer, latency_s=latency_s):
+            ms = f"{latency_s * 1000:.0f} ms"
+            if answer.code == CHECKSUM_REFUSED:
+                steps.append(("Status call", f"Paytm refused our checksum ({answer.code} "
+                              f"{answer.message}) in {ms}"))
+                return ToolResult(False, "Paytm connectivity: checksum refused",
+                                  "Paytm is reachable but rejected the signature: check the "
+                                  "merchant key file and paytm.checksum_mode.", steps)
+            steps.append(("Status call", f"answered {answer.code or '(no code)'} "
+                          f"{answer.message} in {ms}"))
+            if answer.state is StatusState.NOT_FOUND:
+                return ToolResult(True, "Paytm connectivity: OK",
+                                  f"Paytm answered in {ms} and accepted our MID and checksum "
+                                  f"(terminal {tids[0]}, test id {txn}: not found, as "
+                                  "expected).", steps)
+            return ToolResult(True, "Paytm connectivity: reachable",
+                              f"Paytm answered in {ms}, but not with the expected 'not found'"
+                              f": {answer.code} {answer.message}", steps)
+        case NotSent(reason=reason):
+            steps.append(("Status call", f"not sent: {reason}"))
+            return ToolResult(False, "Paytm connectivity: cannot reach Paytm", reason, steps)
+        case Unknown(reason=reason):
+            steps.append(("Status call", f"no clear answer: {reason}"))
+            return ToolResult(False, "Paytm connectivity: no clear answer", reason, steps)
+
+
+async def _tls_handshake(host: str, port: int, timeout_s: float,
+                         make_context: Callable[[], ssl.SSLContext]) -> tuple[bool, str]:
+    started = time.monotonic()
+    try:
+        context: ssl.SSLContext = make_context()
+        async with asyncio.timeout(timeout_s):
+            _, writer = await asyncio.open_connection(host, port, ssl=context,
+                                                      server_hostname=host)
+    except (OSError, ssl.SSLError, AgentError) as exc:
+        return False, f"{host}:{port}: {type(exc).__name__}: {exc}"
+    except TimeoutError:
+        return False, f"{host}:{port}: no handshake within {timeout_s:g} s"
+    ms = (time.monotonic() - started) * 1000
+    tls = writer.get_extra_info("ssl_object")
+    version = tls.version() if isinstance(tls, ssl.SSLObject) else "TLS"
+    cert = tls.getpeercert() if isinstance(tls, ssl.SSLObject) else None
+    expires = str(cert.get("notAfter", "")) if isinstance(cert, dict) else ""
+    writer.close()
+    with contextlib.suppress(OSError, ssl.SSLError):
+        await writer.wait_closed()
+    text = f"{host}:{port}: {version} in {ms:.0f} ms, certificate verified"
+    return True, text + (f" (valid until {expires})" if expires else "")
+
+
+async def recheck(agent: Agent, calls: CallWatch, row_id: int) -> ToolResult:
+    journal = agent.journal
+    try:
+        record = journal.get(row_id)
+    except JournalError:
+        raise BadInput(f"no transaction with row {row_id}", 404) from None
+    if agent.engine is None:
+        return ToolResult(False, "Re-check: the agent is not running", "")
+    if not can_recheck(record):
+        return ToolResult(False, f"Re-check {record.txn}: nothing to ask",
+                          f"It is {record.state.value}: only a transaction that is in "
+                          "progress, pending or unknown can be re-checked.")
+    log.info("technician: re-check %s %s (%s)", record.kind.value, record.txn,
+             record.state.value)
+    ids = {record.txn, record.parent} - {""}  # a refund's status may be asked by its order
+    answer = calls.expect(lambda r: r.txn in ids and r.api not in ("sale", "void"))
+    agent.engine.recheck(row_id)
+    call = await calls.wait(answer, RECHECK_WAIT_S)
+    now = journal.get(row_id)
+    if call is None:
+        return ToolResult(False, f"Re-check {record.txn}: no answer yet",
+                          f"Paytm did not answer within {RECHECK_WAIT_S:g} s; the agent keeps "
+                          f"asking. The transaction is {now.state.value}.")
+    got = f"{call.outcome}" + (f" {call.code}" if call.code else "")
+    return ToolResult(call.outcome == "answered", f"Re-check {record.txn}: {now.state.value}",
+                      f"Paytm's answer: {got} in {call.latency_s * 1000:.0f} ms. The "
+                      f"transaction is {now.state.value}"
+                      + ("." if now.state is not TxnState.UNKNOWN else
+                         "; the agent keeps asking."))
+
+
+async def resend(agent: Agent, outbox_id: int) -> ToolResult:
+    journal = agent.journal
+    try:
+        outbox = journal.outbox_row(outbox_id)
+    except JournalError:
+        raise BadInput(f"no result {outbox_id}", 404) from None
+    txn = journal.get(outbox.txn_row).txn
+    if outbox.delivered_at is not None:
+        return ToolResult(True, f"Result {outbox_id} ({txn}) was already delivered",
+                          "The register acknowledged it; nothing to resend.")
+    if outbox.superseded:
+        return ToolResult(False, f"Result {outbox_id} ({txn}) is superseded",
+                          "A newer result of the same transaction replaced it; resend that.")
+    lane = find_lane(agent, outbox.lane)
+    log.info("technician: resend result %d of %s on lane %s", outbox_id, txn, lane.name)
+    delivered = asyncio.get_running_loop().create_future()
+
+    def on_change(what: str, row: int) -> None:
+        if what == "delivered" and row == outbox.txn_row and not delivered.done() \
+                and journal.outbox_row(outbox_id).delivered_at is not None:
+            delivered.set_result(True)
+
+    unsubscribe = journal.subscribe(on_change)
+    try:
+        woke = ""
+        if lane.link.down:
+            # The lane waits for the register to talk (protocol S3); an ENQ that the
+            # register answers is such a sign of life.
+            try:
+                await lane.link.check(LINK_TEST_TIMEOUT_S)
+                woke = " The register answered a link test first."
+            except LinkError as exc:
+                woke = f" The register did not answer a link test ({exc})."
+        lane.deliver(outbox)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(delivered), RESEND_WAIT_S)
+    finally:
+        unsubscribe()
+    if delivered.done():
+        return ToolResult(True, f"Result {outbox_id} ({txn}) delivered",
+                          "The register acknowledged it." + woke)
+    delivered.cancel()
+    return ToolResult(False, f"Result {outbox_id} ({txn}) queued",
+                      f"Not acknowledged within {RESEND_WAIT_S:g} s; the lane keeps it and "
+                      "sends it as soon as the register talks." + woke)

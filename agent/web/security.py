@@ -1,0 +1,198 @@
+"""Who may see and do what on the technician page, and the headers every response carries.
+
+Rules (docs/web.md, issue 5):
+
+- `http.password_hash` empty: nobody can log in; pages are read-only and every action
+  is refused with a message saying how to set a password.
+- `http.listen` not a loopback address: every page and API needs a logged-in session
+  (only /login, /static/, /healthz stay open; /metrics also takes HTTP Basic auth with
+  the technician password, for scrapers).
+- Actions (every POST) need a session *and* its CSRF token (form field `csrf` or the
+  `X-CSRF-Token` header). The login form itself carries a double-submit token.
+- Failed logins are limited per client address: LOGIN_FAILURES_MAX within
+  LOGIN_WINDOW_S, then 429 until the oldest failure leaves the window.
+
+Sessions live only in this process (a restart logs everybody out, which is fine for a
+technician's visit): a random token in an HttpOnly, SameSite=Strict cookie.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import collections
+import hmac
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+SESSION_COOKIE = "edc_session"
+LOGIN_COOKIE = "edc_login"  # double-submit token of the login form (no session yet)
+SESSION_TTL_S = 8 * 3600.0  # absolute: a working day, then log in again
+SESSION_IDLE_S = 3600.0  # idle: a forgotten browser on the counter stops being logged in
+MAX_SESSIONS = 64  # oldest dropped beyond this: a script cannot fill memory with logins
+LOGIN_FAILURES_MAX = 5
+LOGIN_WINDOW_S = 300.0
+MAX_TRACKED_CLIENTS = 1024  # addresses remembered by the rate limiter
+TOKEN_BYTES = 32
+
+CSRF_FIELD = "csrf"
+CSRF_HEADER = "X-CSRF-Token"
+
+# No inline script or style anywhere: everything comes from /static/.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+    "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; "
+    "object-src 'none'"
+)
+SECURITY_HEADERS = {
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+    "Cross-Origin-Resource-Policy": "same-origin",
+}
+
+ACTIONS_DISABLED_MESSAGE = (
+    "Actions are disabled because no technician password is set. To enable them, run "
+    "`edc-agent hash-password`, put the line it prints as password_hash under [http] in "
+    "{config}, and restart the agent."
+)
+
+
+def actions_disabled_message(config_file: str | None) -> str:
+    return ACTIONS_DISABLED_MESSAGE.format(config=config_file or "the agent's config file")
+
+
+async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:
+    """on_response_prepare: every response, error pages and the SSE stream included."""
+    for name, value in SECURITY_HEADERS.items():
+        response.headers[name] = value
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(TOKEN_BYTES)
+
+
+def same_token(given: str | None, expected: str) -> bool:
+    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
+
+
+@dataclass
+class Session:
+    token: str
+    csrf: str
+    created: float
+    seen: float
+    client: str
+    flash: list[tuple[str, str]] = field(default_factory=list)  # (kind, text) after a redirect
+
+
+class SessionStore:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._sessions: collections.OrderedDict[str, Session] = collections.OrderedDict()
+
+    def create(self, client: str) -> Session:
+        now = self._clock()
+        session = Session(token=new_token(), csrf=new_token(), created=now, seen=now,
+                          client=client)
+        self._sessions[session.token] = session
+        while len(self._sessions) > MAX_SESSIONS:
+            self._sessions.popitem(last=False)
+        return session
+
+    def get(self, token: str | None) -> Session | None:
+        if not token:
+            return None
+        session = self._sessions.get(token)
+        if session is None:
+            return None
+        now = self._clock()
+        if now - session.created > SESSION_TTL_S or now - session.seen > SESSION_IDLE_S:
+            del self._sessions[token]
+            return None
+        session.seen = now
+        return session
+
+    def drop(self, token: str | None) -> None:
+        if token:
+            self._sessions.pop(token, None)
+
+    def __len__(self) -> int:
+        return len(self._sessions)
+
+
+class LoginLimiter:
+    """Failed logins per client address in a sliding window."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._failures: collections.OrderedDict[str, collections.deque[float]] = \
+            collections.OrderedDict()
+
+    def _recent(self, client: str) -> collections.deque[float]:
+        now = self._clock()
+        failures = self._failures.get(client)
+        if failures is None:
+            return collections.deque()
+        while failures and now - failures[0] >= LOGIN_WINDOW_S:
+            failures.popleft()
+        if not failures:
+            del self._failures[client]
+        return failures
+
+    def retry_after_s(self, client: str) -> float:
+        """0 when `client` may try a password now, else seconds until it may."""
+        failures = self._recent(client)
+        if len(failures) < LOGIN_FAILURES_MAX:
+            return 0.0
+        return max(1.0, failures[0] + LOGIN_WINDOW_S - self._clock())
+
+    def failures(self, client: str) -> int:
+        return len(self._recent(client))
+
+    def failed(self, client: str) -> None:
+        failures = self._failures.setdefault(client, collections.deque())
+        self._failures.move_to_end(client)
+        failures.append(self._clock())
+        while len(failures) > LOGIN_FAILURES_MAX:
+            failures.popleft()
+        while len(self._failures) > MAX_TRACKED_CLIENTS:
+            self._failures.popitem(last=False)
+
+    def succeeded(self, client: str) -> None:
+        self._failures.pop(client, None)
+
+
+def client_address(request: web.Request) -> str:
+    """The peer's address. Proxy headers are ignored: the agent is reached directly."""
+    return request.remote or "unknown"
+
+
+def basic_password(request: web.Request) -> str | None:
+    """The password of an `Authorization: Basic` header (any user name), or None."""
+    header = request.headers.get("Authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "basic" or not value:
+        return None
+    try:
+        decoded = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    _, sep, password = decoded.partition(":")
+    return password if sep else None
+
+
+def safe_next(value: str | None) -> str:
+    """A local path to go to after logging in; anything else (//host, http:...) is '/'."""
+    if not value or not value.startswith("/") or value.startswith("//") or "\\" in value:
+        return "/"
+    if any(ord(ch) < 0x21 for ch in value) or len(value) > 512:
+        return "/"
+    return value

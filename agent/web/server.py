@@ -1,0 +1,79 @@
+"""Serve the technician page inside the agent's own event loop (AppRunner + TCPSite).
+
+    server = await start_web(agent)          # after agent.start(); listens on http.listen
+    print(server.url)                        # http://127.0.0.1:8765/
+    ...
+    await server.stop()                      # before agent.stop()
+
+`listen` overrides `http.listen` (tests pass "127.0.0.1:0" for a free port); the login
+rules still follow the configured `http.listen`.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+from agent.errors import AgentError
+from agent.logs import RECENT, RecentLines
+from agent.web.app import build_app
+
+if TYPE_CHECKING:
+    from agent.app import Agent
+
+log = logging.getLogger(__name__)
+
+SHUTDOWN_TIMEOUT_S = 1.0  # open pages get this long to finish; event streams end at once
+
+
+class WebStartError(AgentError):
+    """The technician page cannot listen on its address (in use, not local, no rights)."""
+
+
+class WebServer:
+    def __init__(self, runner: web.AppRunner, url: str) -> None:
+        self._runner = runner
+        self.url = url
+
+    @property
+    def app(self) -> web.Application:
+        return self._runner.app
+
+    async def stop(self) -> None:
+        await self._runner.cleanup()
+        log.info("technician page stopped")
+
+
+def _split(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or int(port) > 65535:
+        raise WebStartError(f"http.listen: expected HOST:PORT, got {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+async def start_web(agent: Agent, *, listen: str | None = None,
+                    recent: RecentLines = RECENT) -> WebServer:
+    address = listen if listen is not None else agent.config.http.listen
+    host, port = _split(address)
+    app = build_app(agent, recent=recent)
+    runner = web.AppRunner(app, handle_signals=False, access_log=None,
+                           shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+    await runner.setup()
+    try:
+        site = web.TCPSite(runner, host, port)
+        await site.start()
+    except OSError as exc:
+        await runner.cleanup()
+        raise WebStartError(f"technician page: cannot listen on {address}: "
+                            f"{exc.strerror or exc}") from exc
+    bound_host, bound_port = runner.addresses[0][:2]
+    shown = f"[{bound_host}]" if ":" in str(bound_host) else str(bound_host)
+    url = f"http://{shown}:{bound_port}/"
+    if not agent.config.http.password_hash:
+        log.warning("technician page on %s is read-only: no http.password_hash set "
+                    "(edc-agent hash-password)", url)
+    else:
+        log.info("technician page on %s", url)
+    return WebServer(runner, url)

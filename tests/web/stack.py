@@ -1,0 +1,88 @@
+"""A real agent (emulator, pty register, journal file) with its technician page on a test
+client, as the engine harness builds it, plus the http settings each test needs."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+
+from agent.app import Agent
+from agent.config import HttpConfig
+from agent.logs import RecentLines
+from agent.passwords import hash_password
+from agent.paytm.emulator import DEMO_KEY, Emulator, EmulatorSettings
+from agent.web.app import build_app
+from tests.engine.harness import Pty, Register, agent_config, register_on, serial_only
+
+PASSWORD = "correct horse battery"
+# One scrypt hash per test session (≈50 ms): fixed salt so the value is stable.
+PASSWORD_HASH = hash_password(PASSWORD, salt=b"edc-agent-tests!")
+KEY_TEXT = DEMO_KEY.secret_bytes.decode("ascii")  # DEMOKEY123456789: must never be served
+LOOPBACK = "127.0.0.1:8765"
+LAN = "0.0.0.0:8765"
+
+_CSRF_META = re.compile(r'<meta name="csrf-token" content="([^"]+)">')
+_LOGIN_FIELD = re.compile(r'name="csrf" value="([^"]+)"')
+
+
+@dataclass
+class WebStack:
+    emulator: Emulator
+    agent: Agent
+    register: Register
+    app: web.Application
+    client: TestClient[web.Request, web.Application]
+    recent: RecentLines
+
+    async def login(self, password: str = PASSWORD) -> int:
+        """Log in through the form; the status of the POST (303 on success)."""
+        page = await self.client.get("/login")
+        match = _LOGIN_FIELD.search(await page.text())
+        assert match, "login form without its CSRF field"
+        response = await self.client.post(
+            "/login", data={"csrf": match.group(1), "password": password, "next": "/"},
+            allow_redirects=False)
+        return response.status
+
+    async def csrf(self) -> str:
+        """The session's CSRF token as a page carries it."""
+        text = await (await self.client.get("/config")).text()
+        match = _CSRF_META.search(text)
+        assert match, "no CSRF token on the page: not logged in?"
+        return match.group(1)
+
+
+@asynccontextmanager
+async def web_stack(tmp_path: Path, *, password_hash: str = PASSWORD_HASH,
+                    listen: str = LOOPBACK, settings: EmulatorSettings | None = None,
+                    polling: dict[str, float] | None = None,
+                    redact_bodies: bool = True) -> AsyncIterator[WebStack]:
+    emulator = Emulator(settings or EmulatorSettings())
+    recent = RecentLines()
+    async with emulator.serve() as base_url:
+        pty = Pty()
+        config = agent_config(base_url=base_url, journal=tmp_path / "journal.db",
+                              link=f"serial://{pty.path}", polling=polling)
+        config = dataclasses.replace(
+            config, http=HttpConfig(listen=listen, password_hash=password_hash),
+            source=str(tmp_path / "agent.toml"))
+        agent = Agent(config, DEMO_KEY, transport_factory=serial_only)
+        await agent.start()
+        try:
+            async with register_on(pty.master) as register:
+                app = build_app(agent, recent=recent, redact_bodies=redact_bodies)
+                async with TestClient(TestServer(app)) as client:
+                    yield WebStack(emulator=emulator, agent=agent, register=register, app=app,
+                                   client=client, recent=recent)
+        finally:
+            await agent.stop()
+            pty.close()
+            os.close(pty.master)
