@@ -237,7 +237,8 @@ class Engine:
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("request %s on lane %s failed", request.id, lane.name)
+            log.exception("request %s on lane %s failed", request.id, lane.name,
+                          extra={"lane": lane.name})
             await lane.reply(Error(re=request.id, code=ErrorCode.INTERNAL,
                                    message="Internal error; the agent logged the cause"))
 
@@ -642,7 +643,7 @@ class Engine:
                                         message=outcome.message, payment=outcome.payment or None)
         self._release(record)
         log.info("%s %s on lane %s: %s %s %s", record.kind.value, record.txn, record.lane,
-                 outcome.status, outcome.code, outcome.message)
+                 outcome.status, outcome.code, outcome.message, extra={"lane": record.lane})
         lane = self._lanes.get(record.lane)
         if lane is not None:
             lane.deliver(outbox)

@@ -105,7 +105,7 @@ class Lane:
             decoded = decode_request(payload)
             if isinstance(decoded, Error):
                 log.info("lane %s: %s %s (%s)", self.name, decoded.code.value, decoded.message,
-                         decoded.field or "-")
+                         decoded.field or "-", extra={"lane": self.name})
                 self.errors_sent += 1
                 await self.reply(decoded)
                 continue
@@ -118,7 +118,8 @@ class Lane:
             await self.link.send(encode(message))
         except UndeliveredError:
             log.warning("lane %s: %s for %s not acknowledged by the register", self.name,
-                        type(message).__name__.lower(), getattr(message, "re", "-"))
+                        type(message).__name__.lower(), getattr(message, "re", "-"),
+                        extra={"lane": self.name})
             return False
         except LinkClosedError:
             return False
@@ -152,7 +153,8 @@ class Lane:
                 # S3: the link is down until the register sends a byte; the result stays
                 # queued (and in the journal) and goes again then.
                 log.warning("lane %s: result for row %d undelivered; resending when the "
-                            "register is back", self.name, outbox.txn_row)
+                            "register is back", self.name, outbox.txn_row,
+                            extra={"lane": self.name})
                 try:
                     await self.link.wait_up()
                 except LinkClosedError:
