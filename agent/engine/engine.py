@@ -450,11 +450,47 @@ class Engine:
     async def _status(self, lane: LanePort, req: Status) -> None:
         kind = Kind(req.kind)
         record = self.journal.find(kind, req.txn)
+        # Protocol §4: NOT_FOUND is for what "the agent and Paytm do not know". A sale made
+        # on this terminal but missing from the journal (another PC, a restored backup) is
+        # asked about before the answer is "not found".
+        if record is None and kind is Kind.SALE and not self._conflicts(req.txn, kind) \
+                and await self._discover_sale(lane, req):
+            return
         if record is None:
             await lane.reply(Error(re=req.id, code=ErrorCode.NOT_FOUND, txn=req.txn,
-                                   message="The agent knows no such transaction"))
+                                   message="Neither the agent nor Paytm knows this txn"))
             return
         await self._report(lane, req.id, record)
+
+    async def _discover_sale(self, lane: LanePort, req: Status) -> bool:
+        """Ask Paytm about a sale the journal lacks; journal and report it if Paytm knows it."""
+        tid = lane.config.tid
+        outcome = await self.edc.status(StatusRequest(tid=tid, txn=req.txn, txn_time=self.now()))
+        if not isinstance(outcome, Answered):
+            return False
+        answer = outcome.response
+        amount = answer.amount or ""
+        if answer.state is StatusState.NOT_FOUND or not (
+                amount.isdigit() and amount[0] != "0" and len(amount) <= 12):
+            return False
+        txn_time = answer.payment.txn_time if answer.payment and answer.payment.txn_time \
+            else format_paytm(self.now())
+        # The status request stands in for the sale request the journal never saw: the
+        # result answers it (re = its id).
+        record = self.journal.create(
+            kind=Kind.SALE, txn=req.txn, lane=lane.name, tid=tid, amount=amount,
+            request={"id": req.id, "type": "sale", "txn": req.txn, "amount": amount,
+                     "discovered": True},
+            txn_time=txn_time, states=(TxnState.PENDING,))
+        log.warning("sale %s was unknown to the journal; Paytm knows it (%s): journaled",
+                    req.txn, answer.state.value, extra={"lane": lane.name})
+        if answer.state is StatusState.PENDING:
+            self._busy.setdefault(tid, req.txn)  # Paytm has it open on this terminal
+            await lane.reply(State(re=req.id, txn=req.txn, kind="sale"))
+            self.start_poller(record)
+            return True
+        self._on_status(record, answer)
+        return True
 
     async def _last(self, lane: LanePort, req: Last) -> None:
         record = self.journal.last_for_lane(lane.name)

@@ -6,12 +6,18 @@ import asyncio
 import json
 import os
 import socket
+from datetime import datetime
 from pathlib import Path
+
+import aiohttp
 
 from agent.app import Agent
 from agent.journal import Kind, TxnState
 from agent.link.codec import ACK, ETX, STX
+from agent.paytm.clock import IST
+from agent.paytm.edc import EdcClient, SaleRequest
 from agent.paytm.emulator import DEMO_INACTIVE_TID, DEMO_KEY, Emulator, EmulatorSettings, Fault
+from agent.paytm.outcome import Answered
 from agent.register.messages import (
     Accepted,
     Error,
@@ -344,3 +350,25 @@ async def _read_unacked_frames(fd: int, count: int) -> list[bytes]:
         loop.remove_reader(fd)
     assert all(frame != bytes([ACK]) for frame in frames)
     return frames
+
+
+async def test_status_of_a_sale_only_paytm_knows(tmp_path: Path) -> None:
+    async with stack(tmp_path) as s:
+        # A sale on this terminal that never went through this agent's journal (made from
+        # another PC, or before a journal was restored): Paytm knows it, so the agent
+        # must not answer NOT_FOUND.
+        async with aiohttp.ClientSession() as session:
+            other = EdcClient(session, s.config.paytm, DEMO_KEY)
+            outcome = await other.sale(SaleRequest(tid=TID, txn="ELSE00000001", amount="7700",
+                                                   txn_time=datetime.now(IST)))
+            assert isinstance(outcome, Answered) and outcome.response.accepted
+        result = (await s.register.client.request(Status(id="s1", txn="ELSE00000001"),
+                                                  WAIT_S)).final
+        assert isinstance(result, Result) and result.re == "s1"
+        assert (result.status, result.amount) == ("success", "7700")
+        record = s.agent.journal.find(Kind.SALE, "ELSE00000001")
+        assert record is not None and record.state is TxnState.SUCCESS
+        # Known now: a repeat is answered from the journal, and the sale can be voided.
+        voided = (await s.register.client.request(Void(id="v1", txn="ELSE00000001"),
+                                                  WAIT_S)).final
+        assert isinstance(voided, Result) and voided.status == "success"
