@@ -6,7 +6,7 @@ with `sqlite3 journal.db 'PRAGMA user_version'`.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -55,5 +55,12 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         )""",
         "CREATE INDEX outbox_pending ON outbox (lane, id) WHERE delivered_at IS NULL",
         "CREATE INDEX outbox_txn ON outbox (txn_row)",
+    ),
+    # Covering indexes for the counts the technician page and /metrics read: without
+    # them each count scanned the table (0.3–0.5 s at 100,000 transactions, on the loop).
+    2: (
+        "CREATE INDEX txns_kind_created_state ON txns (kind, created_at, state)",
+        "CREATE INDEX txns_kind_lane_state ON txns (kind, lane, state)",
+        "CREATE INDEX txns_lane_state ON txns (lane, state)",
     ),
 }

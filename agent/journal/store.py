@@ -307,11 +307,19 @@ class Journal:
         return [_txn(r) for r in rows]
 
     def not_final(self) -> list[TxnRecord]:
-        finals = tuple(s.value for s in FINAL_STATES)
+        # `state IN (...)` uses the state index; `NOT IN (final)` would scan every row
+        # (130 ms at 100,000 transactions, twice before READY and on every status line).
+        open_states = tuple(s.value for s in TxnState if s not in FINAL_STATES)
+        marks = ",".join("?" * len(open_states))
         rows = self._db.execute(
-            f"SELECT {_TXN_COLUMNS} FROM txns WHERE state NOT IN (?,?) ORDER BY id", finals
+            f"SELECT {_TXN_COLUMNS} FROM txns WHERE state IN ({marks}) ORDER BY id",
+            open_states,
         ).fetchall()
         return [_txn(r) for r in rows]
+
+    def count_in_state(self, state: TxnState) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM txns WHERE state=?",
+                                    (state.value,)).fetchone()[0])
 
     def last_for_lane(self, lane: str) -> TxnRecord | None:
         row = self._db.execute(

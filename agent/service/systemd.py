@@ -119,7 +119,6 @@ def agent_status(agent: Agent) -> str:
              if lane.transport.status.state is TransportState.UP and not lane.link.down)
     down = len(agent.lanes) - up
     in_flight = len(agent.engine.busy_terminals()) if agent.engine is not None else 0
-    unknown = sum(1 for record in agent.journal.not_final()
-                  if record.state is TxnState.UNKNOWN)
+    unknown = agent.journal.count_in_state(TxnState.UNKNOWN)  # indexed: cheap every 5 s
     lanes = "lane" if up == 1 else "lanes"
     return f"{up} {lanes} up, {down} down; {in_flight} in flight; {unknown} unknown"

@@ -102,3 +102,25 @@ def test_search_escapes_like_wildcards(tmp_path: Path) -> None:
     assert j.count_by_state(Kind.SALE, 0.0) == {"sending": 2}
     assert j.integrity_check() == "ok"
     j.close()
+
+
+def test_a_version_1_journal_is_migrated_with_its_data(tmp_path: Path) -> None:
+    from agent.journal.schema import MIGRATIONS
+
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    for statement in MIGRATIONS[1]:
+        db.execute(statement)
+    db.execute("INSERT INTO txns (kind, txn, lane, amount, state, request, txn_time, "
+               "created_at, updated_at) VALUES ('sale', 'OLD000000001', 'till-1', '100', "
+               "'unknown', '{}', 't', 1.0, 1.0)")
+    db.execute("PRAGMA user_version=1")
+    db.commit()
+    db.close()
+    j = Journal(path)
+    assert j.schema_version == SCHEMA_VERSION
+    assert [r.txn for r in j.not_final()] == ["OLD000000001"]
+    assert j.count_in_state(TxnState.UNKNOWN) == 1
+    indexes = {r[0] for r in j._db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
+    assert {"txns_kind_created_state", "txns_kind_lane_state", "txns_lane_state"} <= indexes
+    j.close()

@@ -179,6 +179,7 @@ def test_agent_status_counts() -> None:
         lanes=[lane(TransportState.UP, False), lane(TransportState.UP, True),
                lane(TransportState.RECONNECTING, False)],
         engine=SimpleNamespace(busy_terminals=lambda: {"12345678": "T1"}),
-        journal=SimpleNamespace(not_final=lambda: records),
+        journal=SimpleNamespace(
+            count_in_state=lambda state: sum(1 for r in records if r.state is state)),
     )
     assert agent_status(cast(Agent, fake)) == "1 lane up, 2 down; 1 in flight; 2 unknown"
