@@ -152,7 +152,7 @@ def load_config(path: str | Path) -> Config:
 def parse_config(text: str, source: str | None = None) -> Config:
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except ValueError as exc:  # TOMLDecodeError, and ValueError for a 4,300-digit integer
         raise ConfigError([f"not valid TOML: {exc}"]) from None
     return config_from_dict(data, source=source)
 
@@ -239,7 +239,10 @@ class _Validator:
                 low: float = 0.0, high: float = 30 * 86400.0, positive: bool = True) -> float:
         value = self._get(table, prefix, key, default, "a number of seconds",
                           lambda x: isinstance(x, int | float) and not isinstance(x, bool))
-        number = float(value)
+        try:
+            number = float(value)
+        except OverflowError:  # an integer of 309+ digits: out of range like any other
+            number = math.inf
         if math.isnan(number) or math.isinf(number) or number < low or number > high \
                 or (positive and number <= 0):
             bound = "greater than 0" if positive else f"at least {low:g}"
@@ -315,12 +318,12 @@ def _paytm(v: _Validator, t: Mapping[str, Any]) -> PaytmConfig:
 
 
 def _base_url(v: _Validator, key: str, url: str) -> str:
-    parts = urlsplit(url)
     try:
+        parts = urlsplit(url)  # raises ValueError on an unbalanced "[" (an IPv6 host)
         host = parts.hostname or ""
         parts.port  # noqa: B018 - raises ValueError on a bad port
     except ValueError:
-        v.problem(key, f"has an invalid port (got {url!r})")
+        v.problem(key, f"is not a valid URL: bad host or port (got {url!r})")
         return url
     if parts.scheme not in ("https", "http") or not host:
         v.problem(key, f"must be an https:// URL (got {url!r})")

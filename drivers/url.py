@@ -74,7 +74,10 @@ class LinkSpec:
 
 def parse_link_url(url: str, key: str = "link") -> LinkSpec:
     """Parse a link URL; every problem is a `ConfigError` naming `key`."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)  # raises ValueError on an unbalanced "[" (an IPv6 host)
+    except ValueError:
+        raise ConfigError([f"{key}: invalid link URL {url!r}"]) from None
     try:
         query = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False))
     except ValueError:

@@ -101,3 +101,14 @@ def test_systemd_credential_wins(tmp_path: Path) -> None:
     os.chmod(cred / "merchant-key", 0o400)
     key = load_merchant_key("/nonexistent", {"CREDENTIALS_DIRECTORY": str(cred)})
     assert key.secret_bytes == b"QRSTUVWXYZABCDEF"
+
+
+def test_malformed_urls_are_problems_not_crashes() -> None:
+    from drivers.url import parse_link_url
+
+    with pytest.raises(ConfigError, match="invalid link URL"):
+        parse_link_url("tcp://[::1")
+    with pytest.raises(ConfigError, match=r"paytm\.edc_base_url"):
+        parse_config('[paytm]\nedc_base_url = "https://["\n')
+    with pytest.raises(ConfigError, match=r"polling\.interval_s"):
+        parse_config("[polling]\ninterval_s = " + "9" * 400 + "\n")

@@ -473,6 +473,12 @@ class Engine:
         if answer.state is StatusState.NOT_FOUND or not (
                 amount.isdigit() and amount[0] != "0" and len(amount) <= 12):
             return False
+        existing = self.journal.find(Kind.SALE, req.txn)
+        if existing is not None:
+            # The register's own sale for this txn arrived while Paytm was being asked:
+            # the journal row it made is the one to report.
+            await self._report(lane, req.id, existing)
+            return True
         txn_time = answer.payment.txn_time if answer.payment and answer.payment.txn_time \
             else format_paytm(self.now())
         # The status request stands in for the sale request the journal never saw: the
