@@ -10,8 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +29,7 @@ from agent.paytm.emulator import (
 )
 from agent.register.client import Received
 from agent.register.messages import Accepted, Paylink, Ping, Pong, Result, Sale
+from chaos.agentproc import AgentProcess
 from tests.engine.harness import TID, Pty, Register, register_on, wait_for_request
 
 START_WAIT_S = 20.0  # a cold Python start with aiohttp on a loaded 2-core box
@@ -73,40 +72,6 @@ tid = "{TID}"
     return config
 
 
-@dataclass
-class Daemon:
-    config: Path
-    log: Path
-    process: asyncio.subprocess.Process | None = None
-    starts: int = 0
-
-    async def start(self) -> None:
-        self.starts += 1
-        # A local file, opened once per start: too quick to be worth a thread.
-        log = open(self.log, "ab")  # noqa: SIM115, ASYNC230 - handed to the child, closed below
-        try:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "agent", "run", "--config", str(self.config),
-                stdin=asyncio.subprocess.DEVNULL, stdout=log, stderr=log,
-                env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        finally:
-            log.close()
-
-    async def kill(self) -> None:
-        assert self.process is not None
-        self.process.send_signal(signal.SIGKILL)
-        await self.process.wait()
-
-    async def terminate(self) -> None:
-        if self.process is not None and self.process.returncode is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.process.wait(), 10)
-            except TimeoutError:
-                self.process.kill()
-                await self.process.wait()
-
-
 async def _until_up(register: Register) -> None:
     """Ping until the agent answers: it is up, recovered and serving this lane."""
     async def ping() -> None:
@@ -124,7 +89,7 @@ async def _until_up(register: Register) -> None:
 @dataclass
 class Rig:
     emulator: Emulator
-    daemon: Daemon
+    daemon: AgentProcess
     pty: Pty
 
 
@@ -135,12 +100,12 @@ async def rig(tmp_path: Path, settings: EmulatorSettings | None = None) -> Async
         pty = Pty()
         config = _config(tmp_path, base_url, pty.path)
         config.write_text(config.read_text().replace('tid = "', 'pos_id = "S1_1"\ntid = "'))
-        daemon = Daemon(config, tmp_path / "agent.log")
+        daemon = AgentProcess(config, tmp_path / "agent.log")
         try:
             await daemon.start()
             yield Rig(emulator, daemon, pty)
         finally:
-            await daemon.terminate()
+            await daemon.stop()
             pty.close()
             os.close(pty.master)
 
