@@ -27,7 +27,7 @@ import dataclasses
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -300,15 +300,9 @@ class Engine:
         self._busy[tid] = req.txn
         stored = {**req.to_json(), "id": req.id, "tid": tid, "display_info": display,
                   "print_info": printed, "warnings": [*display_warnings, *print_warnings]}
-        if existing is None:
-            record = self.journal.create(
-                kind=Kind.SALE, txn=req.txn, lane=lane.name, tid=tid, amount=req.amount,
-                request=stored, txn_time=format_paytm(now),
-                states=(TxnState.RECEIVED, TxnState.SENDING))
-        else:  # the earlier attempt provably never reached Paytm: this is its first send
-            record = self.journal.transition(existing.row_id, TxnState.SENDING, not_sent=False,
-                                             lane=lane.name, detail="sent again after "
-                                             "CLOUD_UNAVAILABLE")
+        record = self.mark_sending(existing, lane, kind=Kind.SALE, txn=req.txn, tid=tid,
+                                   amount=req.amount, request=stored,
+                                   txn_time=format_paytm(now))
         # `sending` is on disk: from now on the Sale might reach Paytm.
         outcome = await self.edc.sale(sale)
         await self._after_request(lane, req.id, record, outcome)
@@ -351,14 +345,9 @@ class Engine:
                            txn_time=parse_paytm(sale.txn_time) or self.now())
         self._busy[sale.tid] = req.txn
         stored = {**req.to_json(), "id": req.id}
-        if existing is None:
-            record = self.journal.create(
-                kind=Kind.VOID, txn=req.txn, lane=lane.name, tid=sale.tid, amount=sale.amount,
-                request=stored, txn_time=sale.txn_time, parent=sale.txn,
-                states=(TxnState.RECEIVED, TxnState.SENDING))
-        else:
-            record = self.journal.transition(existing.row_id, TxnState.SENDING, not_sent=False,
-                                             lane=lane.name)
+        record = self.mark_sending(existing, lane, kind=Kind.VOID, txn=req.txn, tid=sale.tid,
+                                   amount=sale.amount, request=stored,
+                                   txn_time=sale.txn_time, parent=sale.txn)
         outcome = await self.edc.void(void)
         await self._after_request(lane, req.id, record, outcome)
 
@@ -409,6 +398,23 @@ class Engine:
                                         detail=answer.message)
                 self._release(record)
                 await lane.reply(error)
+
+    def mark_sending(self, existing: TxnRecord | None, lane: LanePort, *, kind: Kind, txn: str,
+                     tid: str, amount: str, request: Mapping[str, object], txn_time: str,
+                     parent: str = "") -> TxnRecord:
+        """Commit `sending`: the step that must be on disk before a request may reach Paytm.
+
+        `existing` is a row whose earlier attempt provably never reached Paytm (not_sent):
+        this is then its first send, under the same row.
+        """
+        if existing is None:
+            return self.journal.create(kind=kind, txn=txn, lane=lane.name, tid=tid,
+                                       amount=amount, request=dict(request), txn_time=txn_time,
+                                       parent=parent,
+                                       states=(TxnState.RECEIVED, TxnState.SENDING))
+        return self.journal.transition(existing.row_id, TxnState.SENDING, not_sent=False,
+                                       lane=lane.name,
+                                       detail="sent again after CLOUD_UNAVAILABLE")
 
     async def not_sent(self, lane: LanePort, request_id: str, record: TxnRecord, reason: str,
                        message: str) -> None:

@@ -111,15 +111,9 @@ class PgFlows:
                           "amount": req.amount, "phone4": req.phone[-4:],
                           "expiry_s": req.expiry_s, "expiry": format_paytm(expiry),
                           "pos_id": pos_id}
-        if existing is None:
-            record = journal.create(kind=Kind.PAYLINK, txn=req.txn, lane=lane.name, tid="",
-                                    amount=req.amount, request=stored_request,
-                                    txn_time=format_paytm(now),
-                                    states=(TxnState.RECEIVED, TxnState.SENDING))
-        else:
-            record = journal.transition(existing.row_id, TxnState.SENDING, not_sent=False,
-                                        lane=lane.name, detail="sent again after "
-                                        "CLOUD_UNAVAILABLE")
+        record = engine.mark_sending(existing, lane, kind=Kind.PAYLINK, txn=req.txn, tid="",
+                                     amount=req.amount, request=stored_request,
+                                     txn_time=format_paytm(now))
         outcome = await self.client.send_link(send)
         match outcome:
             case NotSent(reason=reason):
@@ -250,15 +244,10 @@ class PgFlows:
                           "refund_id": req.refund_id, "amount": req.amount,
                           "paytm_txn_id": paytm_txn_id, "original_kind": original.kind.value}
         now = self._engine.now()
-        if existing is None:
-            record = journal.create(kind=Kind.REFUND, txn=req.refund_id, lane=lane.name,
-                                    tid=original.tid, amount=req.amount,
-                                    request=stored_request, txn_time=format_paytm(now),
-                                    parent=req.txn,
-                                    states=(TxnState.RECEIVED, TxnState.SENDING))
-        else:
-            record = journal.transition(existing.row_id, TxnState.SENDING, not_sent=False,
-                                        lane=lane.name)
+        record = engine.mark_sending(existing, lane, kind=Kind.REFUND, txn=req.refund_id,
+                                     tid=original.tid, amount=req.amount,
+                                     request=stored_request, txn_time=format_paytm(now),
+                                     parent=req.txn)
         outcome = await self.client.refund(refund)
         match outcome:
             case NotSent(reason=reason):
