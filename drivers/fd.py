@@ -154,7 +154,27 @@ def _oserror_text(exc: OSError) -> str:
     return f"{exc.strerror or os.strerror(exc.errno)} ({code})"
 
 
-class FdTransport(PipeTransport):
+class PumpedTransport(PipeTransport):
+    """A pipe whose bytes move through an `FdPump` while connected (a pty, a tty)."""
+
+    _pump: FdPump | None = None
+    _down_text = "not connected"  # the TransportDownError text while there is no pump
+
+    async def _send(self, data: bytes) -> None:
+        if self._pump is None:
+            raise TransportDownError(self._down_text)
+        await self._pump.write_all(data)
+
+    def _pause_reading(self) -> None:
+        if self._pump is not None:
+            self._pump.pause_reading()
+
+    def _resume_reading(self) -> None:
+        if self._pump is not None:
+            self._pump.resume_reading()
+
+
+class FdTransport(PumpedTransport):
     """A pipe over an already-open descriptor (e.g. a pty master); closes it on `close()`
     unless `close_fd` is False."""
 
@@ -170,7 +190,8 @@ class FdTransport(PipeTransport):
         self._fd = fd
         self._name = name
         self._close_fd = close_fd
-        self._pump: FdPump | None = None
+        self._pump = None
+        self._down_text = f"{name}: not connected"
         self._fd_closed = False
 
     @property
@@ -196,19 +217,6 @@ class FdTransport(PipeTransport):
         if self._pump is not None:
             self._pump.stop()
             self._pump = None
-
-    async def _send(self, data: bytes) -> None:
-        if self._pump is None:
-            raise TransportDownError(f"{self._name}: not connected")
-        await self._pump.write_all(data)
-
-    def _pause_reading(self) -> None:
-        if self._pump is not None:
-            self._pump.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._pump is not None:
-            self._pump.resume_reading()
 
     async def close(self) -> None:
         await super().close()

@@ -24,12 +24,10 @@ import serial
 from agent.errors import (
     DeviceNotFoundError,
     DevicePermissionError,
-    TransportDownError,
     TransportError,
 )
 from drivers.base import Backoff, TransportStatus
-from drivers.fd import FdPump
-from drivers.pipe import PipeTransport
+from drivers.fd import FdPump, PumpedTransport
 from drivers.url import SerialSpec
 
 logger = logging.getLogger(__name__)
@@ -39,7 +37,7 @@ DIALOUT_HINT = (
 )
 
 
-class SerialTransport(PipeTransport):
+class SerialTransport(PumpedTransport):
     """A tty opened by path with pyserial; reopened by path after the device disappears."""
 
     def __init__(
@@ -59,7 +57,8 @@ class SerialTransport(PipeTransport):
         self.spec = spec
         self._exclusive = exclusive
         self._port: serial.Serial | None = None
-        self._pump: FdPump | None = None
+        self._pump = None
+        self._down_text = f"{spec.path}: not open"
 
     async def _connect(self) -> None:
         # pyserial's open is a few quick syscalls (open with O_NONBLOCK, termios,
@@ -90,18 +89,6 @@ class SerialTransport(PipeTransport):
             with contextlib.suppress(OSError, termios.error, serial.SerialException):
                 port.close()
 
-    async def _send(self, data: bytes) -> None:
-        if self._pump is None:
-            raise TransportDownError(f"{self.spec.path}: not open")
-        await self._pump.write_all(data)
-
-    def _pause_reading(self) -> None:
-        if self._pump is not None:
-            self._pump.pause_reading()
-
-    def _resume_reading(self) -> None:
-        if self._pump is not None:
-            self._pump.resume_reading()
 
 
 def _resolve(path: str) -> str:
