@@ -111,7 +111,7 @@ class Agent:
             self.lanes.append(lane)
         # Recovery before any lane reads: unfinished sales hold their terminals again and
         # undelivered results are queued first.
-        self.engine.recover()
+        await self.engine.recover()
         for lane in self.lanes:
             await lane.start()
         if self.config.webhook.enabled:
@@ -133,7 +133,7 @@ class Agent:
             await lane.stop()
         if self._own_session and self._session is not None:
             await self._session.close()
-        self.journal.close()
+        await self.journal.aclose()  # drains the writer: every queued step is on disk
         log.info("edc-agent stopped")
 
 

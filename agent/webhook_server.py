@@ -87,8 +87,9 @@ class WebhookServer:
         if record is None:
             log.warning("webhook for unknown order %s (%s) ignored", *key)
             return web.Response(text="OK\n")
-        journal.note(record.row_id, f"webhook says {callback.status}; confirming by status",
-                     callback.resp_code or "")
+        await journal.note(record.row_id,
+                           f"webhook says {callback.status}; confirming by status",
+                           callback.resp_code or "")
         if record.state not in FINAL_STATES:
             self._engine.recheck(record.row_id)
         return web.Response(text="OK\n")

@@ -14,6 +14,7 @@ journaled but never sent.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -59,6 +60,12 @@ class WallClock:
 def journal_sales(path: Path, sales: int, lanes: int, *, durable: bool,
                   start: float, span_s: float) -> dict[str, float]:
     """`sales` card sales through the real Journal API, as the engine journals them."""
+    return asyncio.run(_journal_sales(path, sales, lanes, durable=durable, start=start,
+                                      span_s=span_s))
+
+
+async def _journal_sales(path: Path, sales: int, lanes: int, *, durable: bool,
+                         start: float, span_s: float) -> dict[str, float]:
     from agent.journal import Journal, Kind, TxnState
     from agent.paytm.emulator import demo_bench_tid
 
@@ -73,12 +80,12 @@ def journal_sales(path: Path, sales: int, lanes: int, *, durable: bool,
             clock.now = start + span_s * i / max(1, sales)
             request = {**REQUEST, "txn": txn, "amount": amount, "ref": ref, "id": f"q{txn}",
                        "tid": demo_bench_tid(lane)}
-            record = journal.create(kind=Kind.SALE, txn=txn, lane=f"lane-{lane}",
+            record = await journal.create(kind=Kind.SALE, txn=txn, lane=f"lane-{lane}",
                                     tid=demo_bench_tid(lane), amount=amount, request=request,
                                     txn_time="2026-11-22 05:41:39",
                                     states=(TxnState.RECEIVED, TxnState.SENDING))
             clock.now += 0.012
-            journal.transition(record.row_id, TxnState.ACCEPTED, code="0009",
+            await journal.transition(record.row_id, TxnState.ACCEPTED, code="0009",
                                message="ACCEPTED_SUCCESS")
             clock.now += 8.0  # the customer pays
             rupees = f"{int(amount) // 100}.{int(amount) % 100:02d}"
@@ -87,12 +94,12 @@ def journal_sales(path: Path, sales: int, lanes: int, *, durable: bool,
                       "message": "Approved", "amount": amount, "payment": PAYMENT,
                       "receipt": [line.format(txn=txn, ref=ref, rupees=rupees)
                                   for line in RECEIPT]}
-            _, outbox = journal.finish(record.row_id, TxnState.SUCCESS, result=result,
+            _, outbox = await journal.finish(record.row_id, TxnState.SUCCESS, result=result,
                                        code="0000", message="Approved", payment=PAYMENT)
             clock.now += 0.003
-            journal.mark_delivered(outbox.row_id)
+            await journal.mark_delivered(outbox.row_id)
     finally:
-        journal.close()
+        await journal.aclose()
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
     return {"sales": float(sales), "wall_ms_per_sale": wall / sales * 1000,
             "cpu_ms_per_sale": cpu / sales * 1000}

@@ -11,23 +11,29 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Protocol
 
 from agent.config import LaneConfig
+from agent.engine.reporter import Reply
 from agent.errors import UndeliveredError
-from agent.journal import Journal, OutboxRecord
+from agent.journal import Journal, JournalError, OutboxRecord
 from agent.link.layer import Link, LinkClosedError
 from agent.register.codec import decode_request, encode, message_id
-from agent.register.messages import Error
+from agent.register.messages import Error, Request
 from drivers.base import Transport
 from drivers.url import LinkTimings
-
-if TYPE_CHECKING:
-    from agent.engine.engine import Engine, Reply
 
 log = logging.getLogger(__name__)
 
 MAX_REQUESTS_IN_FLIGHT = 16  # per lane: a register has one or two open; more is a runaway
+
+
+class RequestSink(Protocol):
+    """What a lane needs from the engine: somewhere to hand each decoded request."""
+
+    def submit(self, lane: Lane, request: Request,
+               done: Callable[[], None] | None = None) -> None: ...
 
 
 class Lane:
@@ -35,7 +41,7 @@ class Lane:
         self,
         config: LaneConfig,
         transport: Transport,
-        engine: Engine,
+        engine: RequestSink,
         journal: Journal,
     ) -> None:
         self._config = config
@@ -162,5 +168,11 @@ class Lane:
                 continue
             except LinkClosedError:
                 return
-            self._journal.mark_delivered(outbox.row_id)
             self._outbox.popleft()
+            try:
+                await self._journal.mark_delivered(outbox.row_id)
+            except JournalError as exc:
+                # The register has it. Losing the flag costs one resend after a restart,
+                # which the register drops as a repeat (R7).
+                log.error("lane %s: result %d delivered but not marked: %s", self.name,
+                          outbox.row_id, exc, extra={"lane": self.name})

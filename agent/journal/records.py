@@ -80,3 +80,28 @@ class OutboxRecord:
     created_at: float
     delivered_at: float | None
     superseded: bool
+
+
+# The one table of legal state moves; the journal refuses anything else (a JournalError,
+# logged with the row) rather than write it. A move to the same non-final state records an
+# event only (a status answer that changed nothing). `failed` is left only by a row that
+# provably never reached Paytm (`not_sent`), which may then be sent under the same row.
+TRANSITIONS: dict[TxnState, frozenset[TxnState]] = {
+    TxnState.RECEIVED: frozenset({TxnState.SENDING, TxnState.FAILED}),
+    TxnState.SENDING: frozenset({TxnState.SENDING, TxnState.ACCEPTED, TxnState.PENDING,
+                                 TxnState.SUCCESS, TxnState.FAILED, TxnState.UNKNOWN}),
+    TxnState.ACCEPTED: frozenset({TxnState.ACCEPTED, TxnState.PENDING, TxnState.SUCCESS,
+                                  TxnState.FAILED, TxnState.UNKNOWN}),
+    TxnState.PENDING: frozenset({TxnState.PENDING, TxnState.SUCCESS, TxnState.FAILED,
+                                 TxnState.UNKNOWN}),
+    TxnState.UNKNOWN: frozenset({TxnState.UNKNOWN, TxnState.SUCCESS, TxnState.FAILED}),
+    TxnState.SUCCESS: frozenset(),
+    TxnState.FAILED: frozenset(),
+}
+NOT_SENT_RETRY = frozenset({TxnState.SENDING})  # from failed, only when not_sent
+
+
+def transition_allowed(current: TxnState, target: TxnState, *, not_sent: bool) -> bool:
+    if target in TRANSITIONS[current]:
+        return True
+    return current is TxnState.FAILED and not_sent and target in NOT_SENT_RETRY

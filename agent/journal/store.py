@@ -1,55 +1,72 @@
 """SQLite journal: WAL, synchronous=FULL, one row per transaction, an append-only event log
 and an outbox of results with their delivered flag.
 
-Every public method that changes something commits before it returns: when it
-returns, the step is on disk (fsync'd under synchronous=FULL), and only then may
-the caller act on it or report it. That ordering is the whole point of this file.
+Every write is a coroutine that returns once the step is committed (fsync'd under
+synchronous=FULL): only then may the caller act on it or report it. That ordering is the
+whole point of this file. The commits themselves happen on the writer thread
+(`writer.py`), grouped, so a slow disk delays the steps waiting for it and nothing else.
 
-Calls are synchronous and short (one small transaction each); the agent calls
-them from its event loop. `write_latency` keeps the last commit times for the
-diagnostics page and metrics.
+Reads (`JournalReader`) run on the caller's thread through a connection that only reads;
+under WAL they never wait for the writer and see every commit already awaited.
+
+Refused, never written: a transition the table in `records.py` does not allow, a second
+row for one (kind, txn). Both raise `JournalError` naming the row.
 """
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import json
 import logging
 import sqlite3
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agent.errors import AgentError
+from agent.journal.reader import (
+    BUSY_TIMEOUT_S,
+    TXN_COLUMNS,
+    JournalError,
+    JournalReader,
+    connect_reader,
+    outbox_record,
+    txn_record,
+)
 from agent.journal.records import (
-    FINAL_STATES,
-    EventRecord,
     Kind,
     OutboxRecord,
     TxnRecord,
     TxnState,
+    transition_allowed,
 )
 from agent.journal.schema import MIGRATIONS, SCHEMA_VERSION
+from agent.journal.writer import Writer, WriterStats
 
 log = logging.getLogger(__name__)
 
-BUSY_TIMEOUT_S = 5.0  # another process (a technician's sqlite3 shell) may hold a lock briefly
 LATENCY_SAMPLES = 256
 
-_TXN_COLUMNS = (
-    "id, kind, txn, lane, tid, amount, parent, state, request, txn_time, created_at, "
-    "updated_at, sent_at, code, message, reply, payment, not_sent"
-)
+__all__ = ["Journal", "JournalError", "JournalHealth", "Kind"]
 
 
-class JournalError(AgentError):
-    """The journal cannot be opened, migrated or written."""
+@dataclass(slots=True)
+class JournalHealth:
+    """What the last commits say; the page and /healthz read it."""
+
+    ok: bool = True
+    error: str = ""  # the last failure ("" when none since start)
+    error_at: float | None = None  # wall clock of that failure
+    failures: int = 0
 
 
-class Journal:
+def _dumps(value: object) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class Journal(JournalReader):
     def __init__(
         self,
         path: str | Path,
@@ -58,88 +75,88 @@ class Journal:
         clock: Callable[[], float] = time.time,
     ) -> None:
         """`durable=False` (synchronous=OFF) exists only for benchmarks that measure fsync."""
-        self.path = str(path)
+        path_text = str(path)
         self._clock = clock
+        # The time each step waited for its commit (submission → on disk), newest last.
         self.write_latency: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self.commit_seconds: deque[float] = deque(maxlen=LATENCY_SAMPLES)
+        self.health = JournalHealth()
         # Called after each commit with (what, txn row): "state", "event" or "delivered".
         # Live web views and tests wait on these instead of polling the file.
         self._listeners: list[Callable[[str, int], None]] = []
+        if path_text == ":memory:":
+            raise JournalError("the journal needs a file: a reader and the writer share it")
         try:
-            if self.path != ":memory:":
-                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(
-                self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False
-            )
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
-            self._db.execute("PRAGMA foreign_keys=ON")
-            self._migrate()
-        except sqlite3.Error as exc:
-            raise JournalError(f"cannot open journal {self.path!r}: {exc}") from exc
+            Path(path_text).parent.mkdir(parents=True, exist_ok=True)
+            writer_db = sqlite3.connect(path_text, timeout=BUSY_TIMEOUT_S,
+                                        isolation_level=None, check_same_thread=False)
+            writer_db.execute("PRAGMA journal_mode=WAL")
+            writer_db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
+            writer_db.execute("PRAGMA foreign_keys=ON")
+            _migrate(writer_db, path_text)
+            reader_db = connect_reader(path_text)
+        except (sqlite3.Error, OSError) as exc:
+            raise JournalError(f"cannot open journal {path_text!r}: {exc}") from exc
+        super().__init__(path_text, reader_db)
+        self._writer = Writer(writer_db, on_commit=self._committed, on_failure=self._failed,
+                              notify=self._notify)
 
     # -- lifecycle --------------------------------------------------------------------
+
+    def reader(self) -> JournalReader:
+        """A reader of its own (the technician page's): its queries never share a lane's."""
+        return JournalReader(self.path, connect_reader(self.path))
 
     def subscribe(self, listener: Callable[[str, int], None]) -> Callable[[], None]:
         """Call `listener(what, txn_row)` after every commit; returns the unsubscribe."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) if listener in self._listeners else None
 
-    def _changed(self, what: str, row_id: int) -> None:
-        for listener in list(self._listeners):
-            try:
-                listener(what, row_id)
-            except Exception:
-                log.exception("journal listener failed")
+    @property
+    def stats(self) -> WriterStats:
+        return self._writer.stats
+
+    def _notify(self, notes: list[tuple[str, int]]) -> None:
+        for what, row_id in notes:
+            for listener in list(self._listeners):
+                try:
+                    listener(what, row_id)
+                except Exception:
+                    log.exception("journal listener failed")
+
+    def _committed(self, seconds: float, waits: list[float]) -> None:
+        # Writer thread. deque.append is atomic; the flags are plain stores.
+        self.commit_seconds.append(seconds)
+        self.write_latency.extend(waits)
+        if not self.health.ok:
+            log.warning("journal %s commits again after: %s", self.path, self.health.error)
+        self.health.ok = True
+
+    def _failed(self, reason: str) -> None:
+        # Writer thread. Loud: every failed commit is a step that did not happen.
+        self.health.ok = False
+        self.health.error = reason
+        self.health.error_at = self._clock()
+        self.health.failures += 1
+        log.error("journal %s: %s", self.path, reason)
+
+    async def aclose(self) -> None:
+        """Commit everything queued (SIGTERM drains the writer), then close."""
+        await asyncio.to_thread(self._writer.close)
+        super().close()
 
     def close(self) -> None:
-        self._db.close()
+        """Blocking close, for tools and tests that run no event loop."""
+        self._writer.close()
+        super().close()
 
-    def _migrate(self) -> None:
-        version = int(self._db.execute("PRAGMA user_version").fetchone()[0])
-        if version > SCHEMA_VERSION:
-            raise JournalError(
-                f"journal {self.path!r} has schema version {version}, newer than this agent "
-                f"understands ({SCHEMA_VERSION}): upgrade the agent, do not downgrade it"
-            )
-        for target in range(version + 1, SCHEMA_VERSION + 1):
-            with self._write():
-                for statement in MIGRATIONS[target]:
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version={target}")
-            log.info("journal %s migrated to schema version %d", self.path, target)
-
-    @property
-    def schema_version(self) -> int:
-        return int(self._db.execute("PRAGMA user_version").fetchone()[0])
-
-    def size_bytes(self) -> int:
-        total = 0
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(OSError):  # -wal/-shm exist only while open
-                total += Path(self.path + suffix).stat().st_size
-        return total
-
-    def integrity_check(self) -> str:
-        return str(self._db.execute("PRAGMA integrity_check").fetchone()[0])
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        start = time.perf_counter()
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        try:
-            self._db.execute("COMMIT")
-        except sqlite3.Error as exc:
-            raise JournalError(f"journal commit failed: {exc}") from exc
-        self.write_latency.append(time.perf_counter() - start)
+    async def _run(self, op: Callable[[sqlite3.Connection],
+                                      tuple[Any, list[tuple[str, int]]]]) -> Any:
+        return await self._writer.submit(op)
 
     # -- transactions -----------------------------------------------------------------
 
-    def create(
+    async def create(
         self,
         *,
         kind: Kind,
@@ -163,20 +180,28 @@ class Journal:
             raise ValueError("at least one state")
         final = steps[-1]
         sent_at = now if TxnState.SENDING in steps else None
-        with self._write():
-            cur = self._db.execute(
-                "INSERT INTO txns (kind, txn, lane, tid, amount, parent, state, request, "
-                "txn_time, created_at, updated_at, sent_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
-                (kind.value, txn, lane, tid, amount, parent, final.value,
-                 json.dumps(request, separators=(",", ":")), txn_time, now, now, sent_at),
-            )
+        request_text = _dumps(request)
+
+        def op(db: sqlite3.Connection) -> tuple[TxnRecord, list[tuple[str, int]]]:
+            try:
+                cur = db.execute(
+                    "INSERT INTO txns (kind, txn, lane, tid, amount, parent, state, request, "
+                    "txn_time, created_at, updated_at, sent_at) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (kind.value, txn, lane, tid, amount, parent, final.value, request_text,
+                     txn_time, now, now, sent_at),
+                )
+            except sqlite3.IntegrityError:
+                raise JournalError(f"the journal already has a {kind.value} {txn}") from None
             row_id = int(cur.lastrowid or 0)
             for state in steps:
-                self._event(row_id, now, state.value, "", "")
-        self._changed("state", row_id)
-        return self.get(row_id)
+                _event(db, row_id, now, state.value, "", "")
+            return _get(db, row_id), [("state", row_id)]
 
-    def transition(
+        record: TxnRecord = await self._run(op)
+        return record
+
+    async def transition(
         self,
         row_id: int,
         state: TxnState,
@@ -189,45 +214,48 @@ class Journal:
         not_sent: bool | None = None,
         lane: str | None = None,
     ) -> TxnRecord:
-        """Move a transaction to `state` (possibly the same, to record an event) and commit."""
+        """Move a transaction to `state` (the same non-final state records an event)."""
         now = self._clock()
         sets = ["state=?", "updated_at=?"]
         args: list[Any] = [state.value, now]
         if state is TxnState.SENDING:
             sets.append("sent_at=?")
             args.append(now)
-        if code is not None:
-            sets.append("code=?")
-            args.append(code)
-        if message is not None:
-            sets.append("message=?")
-            args.append(message)
+        for column, value in (("code", code), ("message", message), ("lane", lane)):
+            if value is not None:
+                sets.append(f"{column}=?")
+                args.append(value)
         if payment is not None:
             sets.append("payment=?")
-            args.append(json.dumps(payment, separators=(",", ":")))
+            args.append(_dumps(payment))
         if reply is not None:
             sets.append("reply=?")
-            args.append(json.dumps(reply, separators=(",", ":")))
+            args.append(_dumps(reply))
         if not_sent is not None:
             sets.append("not_sent=?")
             args.append(int(not_sent))
-        if lane is not None:
-            sets.append("lane=?")
-            args.append(lane)
-        with self._write():
-            self._db.execute(f"UPDATE txns SET {', '.join(sets)} WHERE id=?", (*args, row_id))
-            self._event(row_id, now, state.value, code or "", detail)
-        self._changed("state", row_id)
-        return self.get(row_id)
 
-    def note(self, row_id: int, detail: str, code: str = "") -> None:
-        """Append an event without changing state (a poll answer, a retry, a delivery)."""
-        with self._write():
-            state = self._db.execute("SELECT state FROM txns WHERE id=?", (row_id,)).fetchone()
-            self._event(row_id, self._clock(), str(state[0]) if state else "", code, detail)
-        self._changed("event", row_id)
+        def op(db: sqlite3.Connection) -> tuple[TxnRecord, list[tuple[str, int]]]:
+            _check_transition(db, row_id, state)
+            db.execute(f"UPDATE txns SET {', '.join(sets)} WHERE id=?", (*args, row_id))
+            _event(db, row_id, now, state.value, code or "", detail)
+            return _get(db, row_id), [("state", row_id)]
 
-    def finish(
+        record: TxnRecord = await self._run(op)
+        return record
+
+    async def note(self, row_id: int, detail: str, code: str = "") -> None:
+        """Append an event without changing state (a poll answer, a retry, a refusal)."""
+        now = self._clock()
+
+        def op(db: sqlite3.Connection) -> tuple[None, list[tuple[str, int]]]:
+            row = db.execute("SELECT state FROM txns WHERE id=?", (row_id,)).fetchone()
+            _event(db, row_id, now, str(row[0]) if row else "", code, detail)
+            return None, [("event", row_id)]
+
+        await self._run(op)
+
+    async def finish(
         self,
         row_id: int,
         state: TxnState,
@@ -242,209 +270,87 @@ class Journal:
         in one commit. Older undelivered results of the same transaction are superseded:
         the register needs the newest answer, not a stale `unknown`."""
         now = self._clock()
-        payload = json.dumps(result, separators=(",", ":"))
-        with self._write():
-            self._db.execute(
+        payload = _dumps(result)
+        payment_text = _dumps(payment) if payment is not None else None
+
+        def op(db: sqlite3.Connection) -> tuple[tuple[TxnRecord, OutboxRecord],
+                                                list[tuple[str, int]]]:
+            _check_transition(db, row_id, state)
+            db.execute(
                 "UPDATE txns SET state=?, updated_at=?, code=?, message=?, reply=?"
-                + (", payment=?" if payment is not None else "")
-                + " WHERE id=?",
+                + (", payment=?" if payment_text is not None else "") + " WHERE id=?",
                 (state.value, now, code, message, payload,
-                 *((json.dumps(payment, separators=(",", ":")),) if payment is not None else ()),
-                 row_id),
+                 *((payment_text,) if payment_text is not None else ()), row_id),
             )
-            self._event(row_id, now, state.value, code, detail or message)
-            self._db.execute(
-                "UPDATE outbox SET superseded=1 WHERE txn_row=? AND delivered_at IS NULL",
-                (row_id,),
-            )
-            lane = self._db.execute("SELECT lane FROM txns WHERE id=?", (row_id,)).fetchone()[0]
-            cur = self._db.execute(
+            _event(db, row_id, now, state.value, code, detail or message)
+            db.execute("UPDATE outbox SET superseded=1 WHERE txn_row=? AND delivered_at IS NULL",
+                       (row_id,))
+            lane = db.execute("SELECT lane FROM txns WHERE id=?", (row_id,)).fetchone()[0]
+            cur = db.execute(
                 "INSERT INTO outbox (txn_row, lane, payload, created_at) VALUES (?,?,?,?)",
                 (row_id, lane, payload, now),
             )
-            outbox_id = int(cur.lastrowid or 0)
-        self._changed("state", row_id)
-        return self.get(row_id), self.outbox_row(outbox_id)
+            outbox = db.execute(
+                "SELECT id, txn_row, lane, payload, created_at, delivered_at, superseded "
+                "FROM outbox WHERE id=?", (int(cur.lastrowid or 0),)).fetchone()
+            return (_get(db, row_id), outbox_record(outbox)), [("state", row_id)]
 
-    def mark_delivered(self, outbox_id: int) -> None:
+        done: tuple[TxnRecord, OutboxRecord] = await self._run(op)
+        return done
+
+    async def mark_delivered(self, outbox_id: int) -> None:
         """The register ACKed the result frame: only now is the result delivered."""
         now = self._clock()
-        with self._write():
-            row = self._db.execute(
-                "SELECT txn_row, delivered_at FROM outbox WHERE id=?", (outbox_id,)
-            ).fetchone()
+
+        def op(db: sqlite3.Connection) -> tuple[None, list[tuple[str, int]]]:
+            row = db.execute("SELECT txn_row, delivered_at FROM outbox WHERE id=?",
+                             (outbox_id,)).fetchone()
             if row is None or row[1] is not None:
-                return
-            self._db.execute("UPDATE outbox SET delivered_at=? WHERE id=?", (now, outbox_id))
-            self._event(int(row[0]), now, "delivered", "", f"result {outbox_id} ACKed")
-        self._changed("delivered", int(row[0]))
+                return None, []
+            db.execute("UPDATE outbox SET delivered_at=? WHERE id=?", (now, outbox_id))
+            _event(db, int(row[0]), now, "delivered", "", f"result {outbox_id} ACKed")
+            return None, [("delivered", int(row[0]))]
 
-    # -- queries ----------------------------------------------------------------------
+        await self._run(op)
 
-    def get(self, row_id: int) -> TxnRecord:
-        row = self._db.execute(f"SELECT {_TXN_COLUMNS} FROM txns WHERE id=?", (row_id,)).fetchone()
-        if row is None:
-            raise JournalError(f"no transaction row {row_id}")
-        return _txn(row)
 
-    def find(self, kind: Kind, txn: str) -> TxnRecord | None:
-        row = self._db.execute(
-            f"SELECT {_TXN_COLUMNS} FROM txns WHERE kind=? AND txn=?", (kind.value, txn)
-        ).fetchone()
-        return _txn(row) if row else None
-
-    def find_any(self, txn: str) -> list[TxnRecord]:
-        rows = self._db.execute(
-            f"SELECT {_TXN_COLUMNS} FROM txns WHERE txn=? ORDER BY id", (txn,)
-        ).fetchall()
-        return [_txn(r) for r in rows]
-
-    def children(self, kind: Kind, parent: str) -> list[TxnRecord]:
-        rows = self._db.execute(
-            f"SELECT {_TXN_COLUMNS} FROM txns WHERE kind=? AND parent=? ORDER BY id",
-            (kind.value, parent),
-        ).fetchall()
-        return [_txn(r) for r in rows]
-
-    def not_final(self) -> list[TxnRecord]:
-        # `state IN (...)` uses the state index; `NOT IN (final)` would scan every row
-        # (130 ms at 100,000 transactions, twice before READY and on every status line).
-        open_states = tuple(s.value for s in TxnState if s not in FINAL_STATES)
-        marks = ",".join("?" * len(open_states))
-        rows = self._db.execute(
-            f"SELECT {_TXN_COLUMNS} FROM txns WHERE state IN ({marks}) ORDER BY id",
-            open_states,
-        ).fetchall()
-        return [_txn(r) for r in rows]
-
-    def count_in_state(self, state: TxnState) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM txns WHERE state=?",
-                                    (state.value,)).fetchone()[0])
-
-    def last_for_lane(self, lane: str) -> TxnRecord | None:
-        row = self._db.execute(
-            f"SELECT {_TXN_COLUMNS} FROM txns WHERE lane=? ORDER BY id DESC LIMIT 1", (lane,)
-        ).fetchone()
-        return _txn(row) if row else None
-
-    def undelivered(self, lane: str | None = None) -> list[OutboxRecord]:
-        sql = ("SELECT id, txn_row, lane, payload, created_at, delivered_at, superseded "
-               "FROM outbox WHERE delivered_at IS NULL AND superseded=0")
-        args: tuple[str, ...] = ()
-        if lane is not None:
-            sql += " AND lane=?"
-            args = (lane,)
-        return [_outbox(r) for r in self._db.execute(sql + " ORDER BY id", args).fetchall()]
-
-    def outbox_row(self, outbox_id: int) -> OutboxRecord:
-        row = self._db.execute(
-            "SELECT id, txn_row, lane, payload, created_at, delivered_at, superseded "
-            "FROM outbox WHERE id=?", (outbox_id,)
-        ).fetchone()
-        if row is None:
-            raise JournalError(f"no outbox row {outbox_id}")
-        return _outbox(row)
-
-    def outbox_for(self, row_id: int) -> list[OutboxRecord]:
-        rows = self._db.execute(
-            "SELECT id, txn_row, lane, payload, created_at, delivered_at, superseded "
-            "FROM outbox WHERE txn_row=? ORDER BY id", (row_id,)
-        ).fetchall()
-        return [_outbox(r) for r in rows]
-
-    def events(self, row_id: int) -> list[EventRecord]:
-        rows = self._db.execute(
-            "SELECT id, txn_row, at, state, code, detail FROM events WHERE txn_row=? "
-            "ORDER BY id", (row_id,)
-        ).fetchall()
-        return [EventRecord(int(r[0]), int(r[1]), float(r[2]), str(r[3]), str(r[4]), str(r[5]))
-                for r in rows]
-
-    def search(
-        self,
-        *,
-        txn: str | None = None,
-        lane: str | None = None,
-        state: str | None = None,
-        kind: str | None = None,
-        since: float | None = None,
-        until: float | None = None,
-        limit: int = 100,
-        offset: int = 0,
-    ) -> list[TxnRecord]:
-        where: list[str] = []
-        args: list[Any] = []
-        if txn:
-            where.append("(txn LIKE ? ESCAPE '\\' OR parent LIKE ? ESCAPE '\\')")
-            pattern = "%" + txn.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-            args += [pattern, pattern]
-        for column, value in (("lane", lane), ("state", state), ("kind", kind)):
-            if value:
-                where.append(f"{column}=?")
-                args.append(value)
-        if since is not None:
-            where.append("created_at>=?")
-            args.append(since)
-        if until is not None:
-            where.append("created_at<?")
-            args.append(until)
-        sql = f"SELECT {_TXN_COLUMNS} FROM txns"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY id DESC LIMIT ? OFFSET ?"
-        rows = self._db.execute(sql, (*args, limit, offset)).fetchall()
-        return [_txn(r) for r in rows]
-
-    def count_by_state(self, kind: Kind, since: float) -> dict[str, int]:
-        rows = self._db.execute(
-            "SELECT state, COUNT(*) FROM txns WHERE kind=? AND created_at>=? GROUP BY state",
-            (kind.value, since),
-        ).fetchall()
-        return {str(r[0]): int(r[1]) for r in rows}
-
-    def count_by_lane_state(
-        self, kind: Kind | None = None, since: float | None = None
-    ) -> dict[tuple[str, str], int]:
-        """(lane, state) → number of transactions (of `kind`, created since `since`);
-        for the metrics and the technician page."""
-        where: list[str] = []
-        args: list[Any] = []
-        if kind is not None:
-            where.append("kind=?")
-            args.append(kind.value)
-        if since is not None:
-            where.append("created_at>=?")
-            args.append(since)
-        sql = "SELECT lane, state, COUNT(*) FROM txns"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        rows = self._db.execute(sql + " GROUP BY lane, state", args).fetchall()
-        return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
-
-    def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM txns").fetchone()[0])
-
-    def _event(self, row_id: int, at: float, state: str, code: str, detail: str) -> None:
-        self._db.execute(
-            "INSERT INTO events (txn_row, at, state, code, detail) VALUES (?,?,?,?,?)",
-            (row_id, at, state, code, detail[:500]),
+def _migrate(db: sqlite3.Connection, path: str) -> None:
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise JournalError(
+            f"journal {path!r} has schema version {version}, newer than this agent "
+            f"understands ({SCHEMA_VERSION}): upgrade the agent, do not downgrade it"
         )
+    for target in range(version + 1, SCHEMA_VERSION + 1):
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in MIGRATIONS[target]:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version={target}")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+        log.info("journal %s migrated to schema version %d", path, target)
 
 
-def _txn(row: tuple[Any, ...]) -> TxnRecord:
-    return TxnRecord(
-        row_id=int(row[0]), kind=Kind(row[1]), txn=str(row[2]), lane=str(row[3]),
-        tid=str(row[4]), amount=str(row[5]), parent=str(row[6]), state=TxnState(row[7]),
-        request=str(row[8]), txn_time=str(row[9]), created_at=float(row[10]),
-        updated_at=float(row[11]), sent_at=None if row[12] is None else float(row[12]),
-        code=str(row[13]), message=str(row[14]), reply=str(row[15]), payment=str(row[16]),
-        not_sent=bool(row[17]),
-    )
+def _get(db: sqlite3.Connection, row_id: int) -> TxnRecord:
+    row = db.execute(f"SELECT {TXN_COLUMNS} FROM txns WHERE id=?", (row_id,)).fetchone()
+    if row is None:
+        raise JournalError(f"no transaction row {row_id}")
+    return txn_record(row)
 
 
-def _outbox(row: tuple[Any, ...]) -> OutboxRecord:
-    return OutboxRecord(
-        row_id=int(row[0]), txn_row=int(row[1]), lane=str(row[2]), payload=str(row[3]),
-        created_at=float(row[4]), delivered_at=None if row[5] is None else float(row[5]),
-        superseded=bool(row[6]),
-    )
+def _check_transition(db: sqlite3.Connection, row_id: int, target: TxnState) -> None:
+    current = _get(db, row_id)
+    if not transition_allowed(current.state, target, not_sent=current.not_sent):
+        log.error("journal refused %s %s (row %d): %s → %s is not a legal transition",
+                  current.kind.value, current.txn, row_id, current.state.value, target.value)
+        raise JournalError(f"{current.kind.value} {current.txn} (row {row_id}): "
+                           f"{current.state.value} → {target.value} is not allowed")
+
+
+def _event(db: sqlite3.Connection, row_id: int, at: float, state: str, code: str,
+           detail: str) -> None:
+    db.execute("INSERT INTO events (txn_row, at, state, code, detail) VALUES (?,?,?,?,?)",
+               (row_id, at, state, code, detail[:500]))

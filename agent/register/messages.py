@@ -469,11 +469,17 @@ class Result:
     payment: Payment | None = None
     receipt: tuple[str, ...] = ()
     warnings: tuple[str, ...] = ()
+    # What happened to a sale since (on `status`, `last` and repeats): `voided` is true once
+    # a void succeeded; `refunded` sums the successful refunds (absent when none).
+    voided: bool | None = None
+    refunded: str | None = None
     id: str = dataclasses.field(default_factory=new_id, kw_only=True)
 
     def __post_init__(self) -> None:
         fields.message_id(self.id)
         _opt(self.re, fields.message_id, "re")
+        _opt(self.voided, fields.boolean, "voided")
+        _opt(self.refunded, fields.amount, "refunded")
         fields.txn(self.txn)
         fields.kind(self.kind)
         fields.status(self.status)
@@ -501,6 +507,8 @@ class Result:
             payment=r.optional("payment", Payment.from_json),
             receipt=r.required("receipt", fields.text_list),
             warnings=r.default("warnings", fields.text_list, ()),
+            voided=r.optional("voided", fields.boolean),
+            refunded=r.optional("refunded", fields.amount),
             id=id,
         )
 
@@ -515,6 +523,10 @@ class Result:
         out["receipt"] = list(self.receipt)
         if self.warnings:
             out["warnings"] = list(self.warnings)
+        if self.voided:
+            out["voided"] = True
+        if self.refunded is not None:
+            out["refunded"] = self.refunded
         return out
 
 

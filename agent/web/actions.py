@@ -100,7 +100,7 @@ async def paytm_test(agent: Agent) -> ToolResult:
         request = StatusRequest(tid=tids[0], txn=txn, txn_time=now_ist())
     except AgentError as exc:
         return ToolResult(False, "Paytm connectivity: cannot build the request", str(exc), steps)
-    outcome = await engine.edc.status(request)
+    outcome = await engine.probe_status(request)
     match outcome:
         case Answered(response=answer, latency_s=latency_s):
             ms = f"{latency_s * 1000:.0f} ms"
@@ -168,8 +168,12 @@ async def recheck(agent: Agent, calls: CallWatch, row_id: int) -> ToolResult:
              record.state.value)
     ids = {record.txn, record.parent} - {""}  # a refund's status may be asked by its order
     answer = calls.expect(lambda r: r.txn in ids and r.api not in ("sale", "void"))
-    agent.engine.recheck(row_id)
+    checked = agent.engine.recheck(row_id)
     call = await calls.wait(answer, RECHECK_WAIT_S)
+    if call is not None:
+        # Paytm answered; the engine journals what it said before the check is done.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(checked.wait(), RECHECK_WAIT_S)
     now = journal.get(row_id)
     if call is None:
         return ToolResult(False, f"Re-check {record.txn}: no answer yet",

@@ -46,13 +46,13 @@ async def test_the_verdict_names_every_violation(tmp_path: Path) -> None:
         journal = Journal(journal_path)
         for txn, state in zip(txns, [TxnState.SUCCESS, TxnState.SUCCESS, TxnState.SUCCESS,
                                      TxnState.FAILED], strict=True):
-            row = journal.create(kind=Kind.SALE, txn=txn, lane="r1", tid=TID, amount=AMOUNT,
+            row = await journal.create(kind=Kind.SALE, txn=txn, lane="r1", tid=TID, amount=AMOUNT,
                                  request={}, txn_time="2024-01-01 10:00:00",
                                  states=(TxnState.RECEIVED, TxnState.SENDING))
-            _, outbox = journal.finish(row.row_id, state, result={}, code="", message="")
+            _, outbox = await journal.finish(row.row_id, state, result={}, code="", message="")
             if txn != txns[1]:
-                journal.mark_delivered(outbox.row_id)  # the second one: never ACKed
-        journal.close()
+                await journal.mark_delivered(outbox.row_id)  # the second one: never ACKed
+        await journal.aclose()
 
         baskets = [Basket(lane="r1", txn=txn, amount=AMOUNT, started=0.0, ended=1.0,
                           outcome="success", via="sale") for txn in txns]

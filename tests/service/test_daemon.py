@@ -8,6 +8,7 @@ sends READY=1 is already visible when the datagram arrives.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -57,18 +58,18 @@ class Daemon:
         return self.stderr_path.read_text()
 
 
-def _prepare_journal(path: Path) -> None:
+async def _prepare_journal(path: Path) -> None:
     journal = Journal(path)
     # Might have reached Paytm: recovery resumes it (Status Enquiry), holding the terminal.
-    journal.create(kind=Kind.SALE, txn="RESUMEME01", lane="till-1", tid=TID, amount="15000",
+    await journal.create(kind=Kind.SALE, txn="RESUMEME01", lane="till-1", tid=TID, amount="15000",
                    request={"type": "sale", "txn": "RESUMEME01", "amount": "15000"},
                    txn_time="2026-11-21 10:00:00",
                    states=(TxnState.RECEIVED, TxnState.SENDING))
     # Provably never sent: recovery closes it as failed, in the journal, before READY.
-    journal.create(kind=Kind.SALE, txn="NEVERSENT1", lane="till-1", tid=OTHER_TID,
+    await journal.create(kind=Kind.SALE, txn="NEVERSENT1", lane="till-1", tid=OTHER_TID,
                    amount="5000", request={"type": "sale", "txn": "NEVERSENT1"},
                    txn_time="2026-11-21 10:00:01")
-    journal.close()
+    await journal.aclose()
 
 
 def _env(**extra: str) -> dict[str, str]:
@@ -95,7 +96,7 @@ def daemon(tmp_path: Path, unused_port: int) -> Iterator[Daemon]:
     slave_path = os.ttyname(slave)
     os.close(slave)  # the agent opens the slave itself, by path, like /dev/ttyUSB0
     journal_path = tmp_path / "state" / "journal.db"
-    _prepare_journal(journal_path)
+    asyncio.run(_prepare_journal(journal_path))
     # The key arrives as systemd's LoadCredential= delivers it; the configured path is
     # deliberately absent, so the agent can only have read the credential.
     credentials = tmp_path / "credentials"

@@ -191,12 +191,13 @@ async def test_markup_in_log_lines_and_transactions_shows_as_text(tmp_path: Path
         finally:
             root.removeHandler(s.recent)
         journal = s.agent.journal
-        record = journal.create(kind=Kind.SALE, txn="<script>alert(1)</script>", lane="till-1",
+        record = await journal.create(kind=Kind.SALE, txn="<script>alert(1)</script>",
+                                      lane="till-1",
                                 tid="12345678", amount="100",
                                 request={"ref": "<img src=x onerror=alert(2)>"},
                                 txn_time="2024-01-01 10:00:00",
                                 states=(TxnState.RECEIVED, TxnState.SENDING))
-        journal.finish(record.row_id, TxnState.FAILED, code="<b>9</b>",
+        await journal.finish(record.row_id, TxnState.FAILED, code="<b>9</b>",
                        message="<i>declined</i>",
                        result={"receipt": ["<script>alert(3)</script>"]},
                        payment={"card": "<svg onload=alert(4)>"})

@@ -91,7 +91,7 @@ async def test_no_route_reveals_the_key_or_the_hash(tmp_path: Path) -> None:
         root.addHandler(s.recent)
         try:
             row = await sale(s, "SCAN00000001")
-            _, outbox = undelivered_result(s.agent.journal, "SCAN00000002")
+            _, outbox = await undelivered_result(s.agent.journal, "SCAN00000002")
             anonymous = await fetch_all(s, row, outbox, None)
             assert await s.login() == 303
             logged_in = await fetch_all(s, row, outbox, await s.csrf())

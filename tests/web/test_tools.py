@@ -52,16 +52,16 @@ async def post(s: WebStack, path: str, csrf: str, **data: str) -> dict[str, obje
     return result
 
 
-def undelivered_result(journal: Journal, txn: str) -> tuple[int, int]:
+async def undelivered_result(journal: Journal, txn: str) -> tuple[int, int]:
     """A success journaled with its result, which no lane was asked to deliver (as if the
     register was away when it was made and the queue was lost)."""
-    record = journal.create(kind=Kind.SALE, txn=txn, lane="till-1", tid="12345678",
+    record = await journal.create(kind=Kind.SALE, txn=txn, lane="till-1", tid="12345678",
                             amount="5000", request={"id": "r-" + txn},
                             txn_time="2024-01-01 10:00:00",
                             states=(TxnState.RECEIVED, TxnState.SENDING))
     result = Result(re=None, txn=txn, kind="sale", status="success", code="0000",
                     message="Approved", amount="5000", receipt=("PAID",))
-    _, outbox = journal.finish(record.row_id, TxnState.SUCCESS,
+    _, outbox = await journal.finish(record.row_id, TxnState.SUCCESS,
                                result=json.loads(encode(result)), code="0000",
                                message="Approved")
     return record.row_id, outbox.row_id
@@ -141,7 +141,7 @@ async def test_recheck_a_pending_sale(tmp_path: Path) -> None:
 async def test_resend_an_undelivered_result(tmp_path: Path) -> None:
     async with web_stack(tmp_path) as s:
         journal = s.agent.journal
-        row, outbox = undelivered_result(journal, "LOST00000001")
+        row, outbox = await undelivered_result(journal, "LOST00000001")
         health = await (await s.client.get("/healthz")).json()
         assert health["status"] == "degraded"
         assert any("not acknowledged by the register" in d for d in health["degraded"])

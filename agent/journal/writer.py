@@ -1,0 +1,192 @@
+"""The journal's writer thread: the only owner of the write connection, with group commit.
+
+    event loop                          writer thread
+    ──────────                          ─────────────
+    await submit(op) ──► queue ──►      BEGIN IMMEDIATE
+    await submit(op) ──►                  SAVEPOINT; op(db); RELEASE     (one per step)
+    await submit(op) ──►                  SAVEPOINT; op(db); RELEASE
+                                        COMMIT                           (one fsync)
+         ◄── every step's future resolved, in order, after COMMIT returned
+
+Why a thread: under synchronous=FULL each COMMIT waits for fsync, and a cheap eMMC takes
+100–300 ms for one. On the event loop that stalled every lane's ACK, the page and the
+watchdog. Here only the steps in that commit wait for it.
+
+Why group commit: steps that arrive while one commit is on disk share the next
+transaction and the next fsync, so N lanes cost one fsync per round, not N.
+
+Ordering: a step's future resolves only after the COMMIT that holds it returned, so
+"journaled before it is acted on or reported" holds for each step exactly as before;
+steps of one batch are applied in submission order.
+
+Failures: each step runs in its own SAVEPOINT, so a step the journal refuses (an illegal
+transition, a duplicate key) fails alone. A failed BEGIN or COMMIT (disk full, read-only
+file, I/O error) fails every step of that batch: none of them is on disk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from agent.journal.reader import JournalError
+
+log = logging.getLogger(__name__)
+
+MAX_BATCH = 256  # steps per commit: bounds one transaction's size, not the wait
+
+# A step: runs on the writer's connection inside the batch transaction; returns its value
+# and the notifications (what, txn row) to send to listeners once it is committed.
+Op = Callable[[sqlite3.Connection], tuple[Any, list[tuple[str, int]]]]
+
+
+@dataclass(slots=True)
+class _Step:
+    op: Op
+    future: asyncio.Future[Any]
+    loop: asyncio.AbstractEventLoop
+    submitted: float = field(default_factory=time.perf_counter)
+
+
+@dataclass(slots=True)
+class WriterStats:
+    steps: int = 0  # steps committed
+    commits: int = 0  # COMMITs that succeeded: each one fsync (or one group of them)
+    failed_commits: int = 0
+
+
+class Writer:
+    def __init__(
+        self,
+        db: sqlite3.Connection,
+        *,
+        on_commit: Callable[[float, list[float]], None],
+        on_failure: Callable[[str], None],
+        notify: Callable[[list[tuple[str, int]]], None],
+    ) -> None:
+        self._db = db
+        self._queue: queue.SimpleQueue[_Step | None] = queue.SimpleQueue()
+        self._on_commit = on_commit  # (commit seconds, each step's wait) — writer thread
+        self._on_failure = on_failure  # writer thread
+        self._notify = notify  # loop thread, after the steps' futures resolved
+        self.stats = WriterStats()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, op: Op) -> asyncio.Future[Any]:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        if self._closed:
+            future.set_exception(JournalError("journal is closed"))
+            return future
+        self._queue.put(_Step(op, future, loop))
+        return future
+
+    def close(self) -> None:
+        """Commit what is queued, then stop. Blocks: call it off the event loop."""
+        if not self._closed:
+            self._closed = True
+            self._queue.put(None)
+        self._thread.join()
+
+    @property
+    def running(self) -> bool:
+        return self._thread.is_alive()
+
+    # -- the thread -------------------------------------------------------------------
+
+    def _run(self) -> None:
+        stopping = False
+        while not stopping:
+            first = self._queue.get()
+            if first is None:
+                break
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    step = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if step is None:
+                    stopping = True
+                    break
+                batch.append(step)
+            try:
+                self._commit(batch)
+            except Exception as exc:
+                log.exception("journal writer failed a batch")
+                for step in batch:
+                    _resolve(step, False, JournalError(f"journal writer failed: {exc}"))
+        self._db.close()
+
+    def _commit(self, batch: list[_Step]) -> None:
+        db = self._db
+        start = time.perf_counter()
+        outcomes: list[tuple[bool, Any, list[tuple[str, int]]]] = []
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            for step in batch:
+                db.execute("SAVEPOINT step")
+                try:
+                    value, notes = step.op(db)
+                except (JournalError, sqlite3.IntegrityError) as exc:
+                    # Refused (an illegal transition, a duplicate key): this step fails
+                    # alone. Any other error (disk full, I/O) fails the whole batch below.
+                    db.execute("ROLLBACK TO step")
+                    db.execute("RELEASE step")
+                    outcomes.append((False, _as_journal_error(exc), []))
+                    continue
+                db.execute("RELEASE step")
+                outcomes.append((True, value, notes))
+            db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    log.exception("journal rollback failed")
+            reason = f"journal commit failed: {exc}"
+            self.stats.failed_commits += 1
+            self._on_failure(reason)
+            error = JournalError(reason)
+            for step in batch:
+                _resolve(step, False, error)
+            return
+        done = time.perf_counter()
+        self.stats.commits += 1
+        self.stats.steps += sum(1 for ok, _, _ in outcomes if ok)
+        self._on_commit(done - start, [done - step.submitted for step in batch])
+        notes_all: list[tuple[str, int]] = []
+        for step, (ok, value, notes) in zip(batch, outcomes, strict=True):
+            _resolve(step, ok, value)
+            notes_all.extend(notes)
+        if notes_all:
+            batch[0].loop.call_soon_threadsafe(self._notify, notes_all)
+
+
+def _resolve(step: _Step, ok: bool, value: Any) -> None:
+    def settle() -> None:
+        if step.future.done():  # the awaiting step was cancelled: the journal still has it
+            return
+        if ok:
+            step.future.set_result(value)
+        else:
+            step.future.set_exception(value)
+
+    with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+        step.loop.call_soon_threadsafe(settle)
+
+
+def _as_journal_error(exc: Exception) -> JournalError:
+    if isinstance(exc, JournalError):
+        return exc
+    return JournalError(f"journal refused the step: {exc}")
