@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Protocol
 
 from agent.config import Config
 from agent.engine import polling
@@ -32,7 +33,6 @@ from agent.journal import Journal, JournalError, Kind, TxnRecord, TxnState
 from agent.paytm.clock import format_paytm, parse_paytm
 from agent.paytm.codes import EDC_REQUEST_CODES, Handling
 from agent.paytm.edc import (
-    EdcClient,
     GstInfo,
     RequestAnswer,
     SaleRequest,
@@ -48,11 +48,22 @@ from agent.register.messages import Error, ErrorCode, Sale, State, Status, Void
 log = logging.getLogger(__name__)
 
 EdcOutcome = Answered[RequestAnswer] | NotSent | Unknown
+StatusOutcome = Answered[StatusAnswer] | NotSent | Unknown
+
+
+class EdcCalls(Protocol):
+    """What these flows need from Paytm's EDC API (`agent.paytm.edc.EdcClient`)."""
+
+    async def sale(self, req: SaleRequest) -> EdcOutcome: ...
+
+    async def status(self, req: StatusRequest) -> StatusOutcome: ...
+
+    async def void(self, req: VoidRequest) -> EdcOutcome: ...
 
 
 class EdcFlows:
     def __init__(self, config: Config, journal: Journal, ledger: Ledger, reporter: Reporter,
-                 client: EdcClient, *, now: Callable[[], datetime],
+                 client: EdcCalls, *, now: Callable[[], datetime],
                  elapsed: Callable[[TxnRecord], float],
                  follow: Callable[[TxnRecord], None]) -> None:
         self._config = config
@@ -275,7 +286,7 @@ class EdcFlows:
         log.warning("sale %s was unknown to the journal; Paytm knows it (%s): journaled",
                     req.txn, answer.state.value, extra={"lane": lane.name})
         if answer.state is StatusState.PENDING:
-            self._ledger.hold(tid, req.txn)  # Paytm has it open on this terminal
+            self._ledger.hold(tid, req.txn, Kind.SALE)  # Paytm has it open on this terminal
             await lane.reply(State(re=req.id, txn=req.txn, kind="sale"))
             self._follow(record)
             return True
@@ -342,7 +353,7 @@ class EdcFlows:
                     await self._journal.transition(record.row_id, TxnState.PENDING,
                                                    code=answer.code, message=answer.message)
 
-    async def probe(self, request: StatusRequest) -> Answered[StatusAnswer] | NotSent | Unknown:
+    async def probe(self, request: StatusRequest) -> StatusOutcome:
         """A Status Enquiry that belongs to no transaction (the page's connectivity test)."""
         return await self._client.status(request)
 

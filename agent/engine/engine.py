@@ -33,15 +33,14 @@ from typing import Protocol, assert_never
 from agent import __version__
 from agent.config import Config
 from agent.engine import polling
-from agent.engine.edc_flows import EdcFlows
+from agent.engine.edc_flows import EdcCalls, EdcFlows
 from agent.engine.ledger import Ledger
-from agent.engine.pg_flows import PgFlows
+from agent.engine.pg_flows import PgCalls, PgFlows
 from agent.engine.reporter import LanePort, Reply, Reporter
 from agent.journal import HOLDING_STATES, Journal, JournalError, Kind, TxnRecord, TxnState
 from agent.paytm.clock import IST
-from agent.paytm.edc import EdcClient, StatusAnswer, StatusRequest
+from agent.paytm.edc import StatusAnswer, StatusRequest
 from agent.paytm.outcome import Answered, CallRecord, NotSent, Unknown
-from agent.paytm.pg import PgClient
 from agent.register import fields
 from agent.register.messages import (
     Error,
@@ -86,9 +85,9 @@ class Engine:
         self,
         config: Config,
         journal: Journal,
-        edc: EdcClient,
+        edc: EdcCalls,
         *,
-        pg: PgClient | None = None,
+        pg: PgCalls | None = None,
         health: CloudHealth | None = None,
         wall: Callable[[], float] = time.time,
     ) -> None:
@@ -129,7 +128,7 @@ class Engine:
                                               detail="never sent (agent stopped first)")
                 continue
             if record.state in HOLDING_STATES and record.kind in (Kind.SALE, Kind.VOID):
-                self.ledger.hold(record.tid, record.txn)
+                self.ledger.hold(record.tid, record.txn, record.kind)
             log.info("resuming %s %s (%s)%s", record.kind.value, record.txn,
                      record.state.value, f" on terminal {record.tid}" if record.tid else "")
             self.start_poller(record)

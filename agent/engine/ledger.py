@@ -29,7 +29,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agent.journal import FINAL_STATES, HOLDING_STATES, Journal, Kind, TxnRecord, TxnState
+from agent.journal import FINAL_STATES, Journal, Kind, TxnRecord, TxnState
 from agent.receipts import rupees
 from agent.register.messages import ErrorCode
 
@@ -46,7 +46,7 @@ class Refusal:
     message: str
     txn: str  # the txn the error names (for TERMINAL_BUSY: the holder)
     field: str | None = None
-    holder_row: int | None = None  # the journal row holding the terminal, when known
+    holder: Kind | None = None  # TERMINAL_BUSY: the kind of the transaction holding it
 
 
 class Claim:
@@ -101,6 +101,7 @@ class Ledger:
     def __init__(self, journal: Journal) -> None:
         self._journal = journal
         self._terminals: dict[str, str] = {}  # terminal id → txn of the sale/void holding it
+        self._holders: dict[str, Kind] = {}  # terminal id → the holder's kind
         self._opening: dict[tuple[Kind, str], Claim] = {}  # claims not yet `sending`
 
     # -- facts --------------------------------------------------------------------------
@@ -134,9 +135,8 @@ class Ledger:
         if holds:
             holder = self._terminals.get(tid)
             if holder is not None:
-                row = self._holder_row(tid, holder)
                 return Refusal(ErrorCode.TERMINAL_BUSY, f"Terminal busy with {holder}", holder,
-                               holder_row=row)
+                               holder=self._holders[tid])
         refusal = self._between_kinds(kind, txn, parent, amount, original_amount)
         if refusal is not None:
             return refusal
@@ -144,11 +144,14 @@ class Ledger:
         self._opening[(kind, txn)] = claim
         if holds:
             self._terminals[tid] = txn
+            self._holders[tid] = kind
         return claim
 
-    def hold(self, tid: str, txn: str) -> None:
+    def hold(self, tid: str, txn: str, kind: Kind) -> None:
         """Recovery (or a sale Paytm has open that the journal lacked): the terminal is held."""
-        self._terminals.setdefault(tid, txn)
+        if tid not in self._terminals:
+            self._terminals[tid] = txn
+            self._holders[tid] = kind
 
     def settle(self, record: TxnRecord) -> None:
         """The one place a terminal is freed: its sale or void is final, unknown, refused
@@ -165,13 +168,6 @@ class Ledger:
         self._opened(claim)
         if claim.holds_terminal and self._terminals.get(claim.tid) == claim.txn:
             del self._terminals[claim.tid]
-
-    def _holder_row(self, tid: str, holder: str) -> int | None:
-        for kind in (Kind.SALE, Kind.VOID):
-            record = self._journal.find(kind, holder)
-            if record is not None and record.tid == tid and record.state in HOLDING_STATES:
-                return record.row_id
-        return None
 
     # -- rules between kinds -------------------------------------------------------------
 

@@ -21,6 +21,7 @@ import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from agent.config import Config
 from agent.engine import polling
@@ -32,7 +33,6 @@ from agent.journal import Journal, JournalError, Kind, TxnRecord, TxnState
 from agent.paytm.clock import format_paytm, parse_paytm
 from agent.paytm.codes import PG_STATUS_CODES, REFUND_CODES, Handling, cashier_message
 from agent.paytm.outcome import Answered, NotSent, Unknown
-from agent.paytm.pg import PgClient
 from agent.paytm.pg_models import (
     LINK_CODES,
     LinkAnswer,
@@ -62,9 +62,26 @@ _REFUND_FIELDS = {"refId": "refund_id", "refundAmount": "amount", "orderId": "tx
 PgOutcome = Answered[LinkAnswer] | Answered[RefundAnswer] | NotSent | Unknown
 
 
+class PgCalls(Protocol):
+    """What these flows need from Paytm's PG API (`agent.paytm.pg.PgClient`)."""
+
+    async def send_link(self, req: SendLinkRequest) -> Answered[LinkAnswer] | NotSent | Unknown:
+        ...
+
+    async def resend_link(self, order_id: str) -> Answered[LinkAnswer] | NotSent | Unknown: ...
+
+    async def status(self, order_id: str) -> Answered[PgStatusAnswer] | NotSent | Unknown: ...
+
+    async def refund(self, req: RefundRequest) -> Answered[RefundAnswer] | NotSent | Unknown:
+        ...
+
+    async def refund_status(self, order_id: str, ref_id: str
+                            ) -> Answered[RefundStatusAnswer] | NotSent | Unknown: ...
+
+
 class PgFlows:
     def __init__(self, config: Config, journal: Journal, ledger: Ledger, reporter: Reporter,
-                 client: PgClient | None, *, now: Callable[[], datetime],
+                 client: PgCalls | None, *, now: Callable[[], datetime],
                  elapsed: Callable[[TxnRecord], float],
                  follow: Callable[[TxnRecord], None]) -> None:
         self._config = config
@@ -77,7 +94,7 @@ class PgFlows:
         self._follow = follow
 
     @property
-    def client(self) -> PgClient:
+    def client(self) -> PgCalls:
         if self._client is None:
             raise RuntimeError("payment links are not configured")
         return self._client

@@ -76,12 +76,16 @@ class Reporter:
                  refusal.message, holder, extra={"lane": lane.name})
         await lane.reply(Error(re=request_id, code=refusal.code, txn=refusal.txn,
                                field=refusal.field, message=refusal.message))
-        if refusal.holder_row is not None:
-            # The refusal is logged and counted; the note on the holder is a courtesy.
-            with contextlib.suppress(JournalError):
-                await self._journal.note(refusal.holder_row,
-                                         f"refused {kind} {txn} on lane {lane.name}: "
-                                         f"{refusal.code.value}")
+        if refusal.holder is not None:
+            # Noted on the holder's row, so its timeline answers "why was it busy?". The
+            # holder's `sending` may still be on its way to disk: wait for it first.
+            await self._ledger.wait_opened(refusal.holder, refusal.txn)
+            record = self._journal.find(refusal.holder, refusal.txn)
+            if record is not None:
+                with contextlib.suppress(JournalError):  # logged and counted already
+                    await self._journal.note(record.row_id,
+                                             f"refused {kind} {txn} on lane {lane.name}: "
+                                             f"{refusal.code.value}")
 
     async def journal_down(self, lane: LanePort, request_id: str, txn: str,
                            exc: JournalError) -> None:

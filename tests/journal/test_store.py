@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
+import subprocess
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -242,3 +246,57 @@ async def test_a_version_1_journal_is_migrated_with_its_data(tmp_path: Path) -> 
     indexes = {r[0] for r in j._db.execute("SELECT name FROM sqlite_master WHERE type='index'")}
     assert {"txns_kind_created_state", "txns_kind_lane_state", "txns_lane_state"} <= indexes
     await j.aclose()
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A real 256 KB tmpfs: a full disk (ENOSPC) and a read-only one, as on a cheap POS box."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+                          capture_output=True, check=False)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+async def test_a_full_disk_fails_the_step_loudly_and_recovers(small_disk: Path) -> None:
+    j = Journal(small_disk / "j.db")
+    kept = await _sale(j, "BEFORE000001")
+    filler = small_disk / "filler"
+    fd = os.open(filler, os.O_WRONLY | os.O_CREAT)
+    with contextlib.suppress(OSError):  # take every free byte, up to ENOSPC
+        while True:
+            os.write(fd, b"\0" * 4096)
+    os.close(fd)
+    failed = 0
+    for i in range(50):  # the WAL has some room left in its pages; fill that too
+        try:
+            await _sale(j, f"FULL{i:08d}")
+        except JournalError as exc:
+            assert "full" in str(exc)
+            failed += 1
+            break
+    assert failed == 1
+    assert not j.health.ok and "full" in j.health.error and j.health.failures >= 1
+    assert j.get(kept).txn == "BEFORE000001"  # nothing already committed is lost
+    filler.unlink()  # space is freed: the next step commits
+    row = await _sale(j, "AFTER0000001")
+    assert j.health.ok and j.get(row).state is TxnState.SENDING
+    await j.aclose()
+    reopened = Journal(small_disk / "j.db")
+    assert reopened.integrity_check() == "ok"
+    assert reopened.find(Kind.SALE, "AFTER0000001") is not None
+    await reopened.aclose()
+
+
+async def test_a_read_only_disk_is_a_clear_error_at_start(small_disk: Path) -> None:
+    await _sale(j := Journal(small_disk / "j.db"), "BEFORE000001")
+    await j.aclose()
+    await asyncio.to_thread(subprocess.run, ["mount", "-o", "remount,ro", str(small_disk)],
+                            check=True)
+    with pytest.raises(JournalError, match="cannot open journal"):
+        Journal(small_disk / "j.db")
