@@ -195,24 +195,26 @@ def start(data: Json) -> str:
 
 def slowdisk(data: Json) -> str:
     """bench/slowdisk.py: its table, with the targets and the issue's baseline beside it."""
-    from bench.slowdisk import BASELINE, targets_text, verdict, verdict_text
+    from bench.slowdisk import BASELINE, fsyncs_per_sale, targets_text, verdict, verdict_text
 
     rows = []
     for run in data["runs"]:
         enq = run["enq"]
         delay = float(run["delay_ms"])
         ratio = run.get("commits_per_fsync")
+        per_sale = fsyncs_per_sale(run["syncs"], run["sales"])
         rows.append([f"+{delay:g}", enq["p50_ms"], enq["p99_ms"], enq["max_ms"],
                      f"{enq['over_r1']}/{enq['n']:.0f}", enq["over_s1"], enq["unanswered"],
                      run["sales"], f"{run['sales_per_s']:.1f}",
                      "?" if run["commits"] is None else f"{run['commits']:.0f}", run["syncs"],
-                     "?" if ratio is None else f"{ratio:.2f}", targets_text(delay),
+                     "?" if ratio is None else f"{ratio:.2f}",
+                     "?" if per_sale is None else f"{per_sale:.2f}", targets_text(delay),
                      verdict_text(verdict(run)), BASELINE.get(delay, "—"),
                      _load_text(run["loadavg_before"])])
     return "\n".join([
         md_table(["+ms per fsync", "idle ENQ→ACK p50 ms", "p99 ms", "max ms", "> 100 ms (R1)",
                   "> 1 s (S1)", "no ACK", "sales", "sales/s", "commits", "fsyncs",
-                  "commits/fsync", "target", "verdict", "issue 11 baseline",
+                  "commits/fsync", "fsyncs/sale", "target", "verdict", "issue 11 baseline",
                   "load avg before"], rows),
         "",
         f"{data['selling_lanes']} lanes selling back to back and {data['idle_lanes']} idle "
