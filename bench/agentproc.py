@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,7 +316,8 @@ class AgentProcess:
 
     def __init__(self, config_text: str, workdir: Path, *, name: str = "agent",
                  ready_timeout_s: float = READY_TIMEOUT_S,
-                 python_args: Sequence[str] = ()) -> None:
+                 python_args: Sequence[str] = (),
+                 extra_env: Mapping[str, str] | None = None) -> None:
         self.workdir = workdir
         self.config_path = workdir / f"{name}.toml"
         self.config_path.write_text(config_text)
@@ -326,6 +327,8 @@ class AgentProcess:
         # The interpreter's arguments before `agent run`; ("-m", "pyinstrument", "-o",
         # FILE, "-m") runs the agent under a profiler.
         self._python_args = list(python_args) or ["-m"]
+        # Set in the agent's environment only (e.g. LD_PRELOAD for bench/slowdisk.py).
+        self._extra_env = dict(extra_env or {})
         self.child: subprocess.Popen[bytes] | None = None
         self.notify: NotifySocket | None = None
         self.started_at = 0.0  # monotonic, just before the fork
@@ -356,7 +359,8 @@ class AgentProcess:
 
     async def start(self) -> None:
         self.notify = NotifySocket(self._notify_path)
-        env = child_env(NOTIFY_SOCKET=str(self._notify_path), PYTHONUNBUFFERED="1")
+        env = child_env(NOTIFY_SOCKET=str(self._notify_path), PYTHONUNBUFFERED="1",
+                        **self._extra_env)
         for name in ("WATCHDOG_USEC", "WATCHDOG_PID", "CREDENTIALS_DIRECTORY", "JOURNAL_STREAM"):
             env.pop(name, None)
         with self.log_path.open("wb") as log:

@@ -5,7 +5,7 @@
 
 With --write, the text between `<!-- bench:NAME -->` and `<!-- /bench:NAME -->` in the
 document is replaced by the freshly generated section NAME (latency, scale, idle,
-start, checksum, machine); everything else in the document is left as written.
+start, checksum, slowdisk, machine); everything else in the document is left as written.
 A result file that does not exist yet leaves its section as it was.
 """
 
@@ -193,6 +193,38 @@ def start(data: Json) -> str:
     return "\n".join(out)
 
 
+def slowdisk(data: Json) -> str:
+    """bench/slowdisk.py: its table, with the targets and the issue's baseline beside it."""
+    from bench.slowdisk import BASELINE, fsyncs_per_sale, targets_text, verdict, verdict_text
+
+    rows = []
+    for run in data["runs"]:
+        enq = run["enq"]
+        delay = float(run["delay_ms"])
+        ratio = run.get("commits_per_fsync")
+        per_sale = fsyncs_per_sale(run["syncs"], run["sales"])
+        rows.append([f"+{delay:g}", enq["p50_ms"], enq["p99_ms"], enq["max_ms"],
+                     f"{enq['over_r1']}/{enq['n']:.0f}", enq["over_s1"], enq["unanswered"],
+                     run["sales"], f"{run['sales_per_s']:.1f}",
+                     "?" if run["commits"] is None else f"{run['commits']:.0f}", run["syncs"],
+                     "?" if ratio is None else f"{ratio:.2f}",
+                     "?" if per_sale is None else f"{per_sale:.2f}", targets_text(delay),
+                     verdict_text(verdict(run)), BASELINE.get(delay, "—"),
+                     _load_text(run["loadavg_before"])])
+    return "\n".join([
+        md_table(["+ms per fsync", "idle ENQ→ACK p50 ms", "p99 ms", "max ms", "> 100 ms (R1)",
+                  "> 1 s (S1)", "no ACK", "sales", "sales/s", "commits", "fsyncs",
+                  "commits/fsync", "fsyncs/sale", "target", "verdict", "issue 11 baseline",
+                  "load avg before"], rows),
+        "",
+        f"{data['selling_lanes']} lanes selling back to back and {data['idle_lanes']} idle "
+        f"lanes sending ENQ every {data['enq_interval_s'] * 1000:g} ms, for "
+        f"{data['seconds']:g} s per delay; a fresh agent and journal each; emulator in its "
+        f"{'own process' if data['emulator'] == 'own process' else 'bench process'}. "
+        f"sales/s = sales / (start → the last result, {data['seconds']:g} s + the tail).",
+    ])
+
+
 def checksum(data: Json) -> str:
     rows = [[r["mode"], f"{r['ours_ops_s']:,}", f"{r['theirs_ops_s']:,}", f"{r['ratio']:.2f}×"]
             for r in data["results"]]
@@ -278,6 +310,7 @@ SECTIONS: dict[str, tuple[str, Callable[[Json], str]]] = {
     "idle": ("idle", idle),
     "start": ("start", start),
     "checksum": ("checksum", checksum),
+    "slowdisk": ("slowdisk", slowdisk),
 }
 
 

@@ -88,6 +88,9 @@ class Till:
     bytes_in: int = 0
     broken: str = ""  # why the connection ended, if it did
     resends: int = 0  # frames written again after no ACK (S2) or a NAK
+    # Called with the read time of every ACK the agent sends (bench/slowdisk.py times
+    # ENQ → ACK with it).
+    on_ack: Callable[[float], None] | None = field(default=None, repr=False)
     _acked: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     async def sale(self, txn: str, amount: str = "100", *, msg_id: str | None = None,
@@ -135,6 +138,8 @@ class Till:
                     self.write(_ACK)
                 elif event.byte == ACK:
                     self._acked.set()
+                    if self.on_ack is not None:
+                        self.on_ack(now)
                 elif event.byte == NAK and self.last_frame:
                     self.resends += 1
                     self.write(self.last_frame)  # S2: the agent wants it again
