@@ -206,6 +206,31 @@ class JournalReader:
         rows = self._db.execute(sql + " GROUP BY lane, state", args).fetchall()
         return {(str(r[0]), str(r[1])): int(r[2]) for r in rows}
 
+    def sale_outcomes(self, since: float | None = None) -> dict[tuple[str, str], int]:
+        """(lane, status) → sales (created since `since`), where a successful sale later
+        voided counts as `voided` and one refunded in full as `refunded`, not `success`."""
+        counts = {key: n for key, n in self.count_by_lane_state(Kind.SALE, since).items()}
+        after = "" if since is None else " AND s.created_at>=?"
+        args: tuple[float, ...] = () if since is None else (since,)
+        # Voids and refunds are few: start from them (kind index), join their sale.
+        voided = self._db.execute(
+            "SELECT s.lane, COUNT(*) FROM txns v JOIN txns s ON s.kind='sale' AND s.txn=v.txn "
+            "WHERE v.kind='void' AND v.state='success' AND s.state='success'" + after
+            + " GROUP BY s.lane", args).fetchall()
+        refunded = self._db.execute(
+            "SELECT s.lane, COUNT(*) FROM (SELECT parent, SUM(CAST(amount AS INTEGER)) AS paid "
+            "FROM txns WHERE kind='refund' AND state='success' GROUP BY parent) r "
+            "JOIN txns s ON s.kind='sale' AND s.txn=r.parent "
+            "WHERE s.state='success' AND r.paid>=CAST(s.amount AS INTEGER)"
+            " AND NOT EXISTS (SELECT 1 FROM txns v WHERE v.kind='void' AND v.txn=s.txn "
+            "AND v.state='success')" + after + " GROUP BY s.lane", args).fetchall()
+        for status, rows in (("voided", voided), ("refunded", refunded)):
+            for lane, n in rows:
+                key = (str(lane), TxnState.SUCCESS.value)
+                counts[key] = counts.get(key, 0) - int(n)
+                counts[(str(lane), status)] = counts.get((str(lane), status), 0) + int(n)
+        return {k: n for k, n in counts.items() if n > 0}
+
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM txns").fetchone()[0])
 

@@ -84,6 +84,7 @@ class Journal(JournalReader):
         # Called after each commit with (what, txn row): "state", "event" or "delivered".
         # Live web views and tests wait on these instead of polling the file.
         self._listeners: list[Callable[[str, int], None]] = []
+        self._commit_observers: list[Callable[[list[float]], None]] = []
         if path_text == ":memory:":
             raise JournalError("the journal needs a file: a reader and the writer share it")
         try:
@@ -116,7 +117,19 @@ class Journal(JournalReader):
     def stats(self) -> WriterStats:
         return self._writer.stats
 
-    def _notify(self, notes: list[tuple[str, int]]) -> None:
+    def observe_commits(self, observer: Callable[[list[float]], None]) -> Callable[[], None]:
+        """Call `observer(waits)` on the loop after each commit: how long each of its steps
+        waited (submission → on disk). Returns the unsubscribe."""
+        self._commit_observers.append(observer)
+        return lambda: self._commit_observers.remove(observer) \
+            if observer in self._commit_observers else None
+
+    def _notify(self, notes: list[tuple[str, int]], waits: list[float]) -> None:
+        for observer in list(self._commit_observers):
+            try:
+                observer(waits)
+            except Exception:
+                log.exception("journal commit observer failed")
         for what, row_id in notes:
             for listener in list(self._listeners):
                 try:

@@ -70,13 +70,13 @@ class Writer:
         *,
         on_commit: Callable[[float, list[float]], None],
         on_failure: Callable[[str], None],
-        notify: Callable[[list[tuple[str, int]]], None],
+        notify: Callable[[list[tuple[str, int]], list[float]], None],
     ) -> None:
         self._db = db
         self._queue: queue.SimpleQueue[_Step | None] = queue.SimpleQueue()
         self._on_commit = on_commit  # (commit seconds, each step's wait) — writer thread
         self._on_failure = on_failure  # writer thread
-        self._notify = notify  # loop thread, after the steps' futures resolved
+        self._notify = notify  # loop thread, after the steps' futures resolved: (notes, waits)
         self.stats = WriterStats()
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
@@ -164,13 +164,14 @@ class Writer:
         done = time.perf_counter()
         self.stats.commits += 1
         self.stats.steps += sum(1 for ok, _, _ in outcomes if ok)
-        self._on_commit(done - start, [done - step.submitted for step in batch])
+        waits = [done - step.submitted for step in batch]
+        self._on_commit(done - start, waits)
         notes_all: list[tuple[str, int]] = []
         for step, (ok, value, notes) in zip(batch, outcomes, strict=True):
             _resolve(step, ok, value)
             notes_all.extend(notes)
-        if notes_all:
-            batch[0].loop.call_soon_threadsafe(self._notify, notes_all)
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is listening
+            batch[0].loop.call_soon_threadsafe(self._notify, notes_all, waits)
 
 
 def _resolve(step: _Step, ok: bool, value: Any) -> None:

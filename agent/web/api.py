@@ -131,9 +131,15 @@ async def healthz(request: web.Request) -> web.Response:
     if agent.engine is None:
         return _json({"status": "starting", "version": __version__, "degraded": []}, 503)
     degraded = [item.text for item in attention_now(agent)]
-    return _json({"status": "degraded" if degraded else "ok", "version": __version__,
-                  "uptime_s": round(max(0.0, ctx.wall() - agent.started_at), 1),
-                  "degraded": degraded})
+    journal = agent.journal.health
+    body: dict[str, object] = {
+        "status": "degraded" if degraded else "ok", "version": __version__,
+        "uptime_s": round(max(0.0, ctx.wall() - agent.started_at), 1), "degraded": degraded}
+    if not journal.ok:
+        # No step can be journaled, so none may be acted on: the agent is not healthy.
+        body.update(status="unhealthy", journal_error=journal.error)
+        return _json(body, 503)
+    return _json(body)
 
 
 async def metrics(request: web.Request) -> web.Response:

@@ -144,7 +144,7 @@ def _load_static() -> dict[str, tuple[bytes, str]]:
 async def _on_startup(app: web.Application) -> None:
     ctx = app[CTX]
     ctx.hub.start()
-    ctx.unsubscribe = ctx.agent.journal.subscribe(ctx.metrics.on_commit)
+    ctx.unsubscribe = ctx.agent.journal.observe_commits(ctx.metrics.on_commit)
     ctx.agent.observe_calls(ctx.calls.observe)
 
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.config import Config
-from agent.journal import FINAL_STATES, Kind, TxnRecord, TxnState
+from agent.journal import FINAL_STATES, JournalReader, Kind, TxnRecord, TxnState
 from agent.logs import REDACTED, LogLine
 from agent.paytm.clock import IST
 from agent.paytm.codes import EDC_REQUEST_CODES, EDC_STATUS_CODES
@@ -188,6 +188,11 @@ def _holding(agent: Agent, txn: str) -> TxnRecord | None:
 def attention(agent: Agent, lanes: list[LaneFacts], paytm: PaytmFacts) -> list[Attention]:
     """Everything a person must look at, most urgent first."""
     items: list[Attention] = []
+    health = agent.journal.health
+    if not health.ok:
+        items.append(Attention(
+            "journal", f"The journal cannot be written ({health.error}): new sales are "
+            "refused and results wait until it can (free disk space, check the disk)", "/"))
     unknown = agent.journal.search(state=TxnState.UNKNOWN.value, limit=ATTENTION_LIST_MAX + 1)
     if unknown:
         count = f"{ATTENTION_LIST_MAX}+" if len(unknown) > ATTENTION_LIST_MAX else len(unknown)
@@ -219,6 +224,13 @@ def attention(agent: Agent, lanes: list[LaneFacts], paytm: PaytmFacts) -> list[A
     return items
 
 
+def _by_status(counts: dict[tuple[str, str], int]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for (_, status), n in counts.items():
+        out[status] = out.get(status, 0) + n
+    return out
+
+
 def overview(agent: Agent, now: float) -> Overview:
     lanes = lane_facts(agent)
     paytm = paytm_facts(agent)
@@ -229,7 +241,7 @@ def overview(agent: Agent, now: float) -> Overview:
         uptime_s=max(0.0, now - agent.started_at), config_file=agent.config.source or "",
         journal_path=agent.journal.path, journal_bytes=agent.journal.size_bytes(),
         journal_rows=agent.journal.count(), paytm=paytm, today_since=since,
-        today=agent.journal.count_by_state(Kind.SALE, since),
+        today=_by_status(agent.journal.sale_outcomes(since)),
         in_flight=len(engine.busy_terminals()) if engine is not None else 0,
         polling=engine.polling_count() if engine is not None else 0,
         lanes=lanes, attention=attention(agent, lanes, paytm))
@@ -296,6 +308,9 @@ class TxnDetail:
     outbox: list[OutboxFacts]
     can_recheck: bool
     undelivered: list[int] = field(default_factory=list)  # outbox ids that may be resent
+    related: list[TxnRow] = field(default_factory=list)  # its void and refunds
+    original: TxnRow | None = None  # a void's or refund's sale (or link)
+    later: str = ""  # what happened to a sale since: "voided", "refunded ₹40.00 of ₹100.00"
 
 
 def amount_text(paise: str) -> str:
@@ -358,7 +373,26 @@ def txn_detail(agent: Agent, record: TxnRecord) -> TxnDetail:
         codes=code_facts([record.code, *(e.code for e in events)]),
         events=[EventFacts(e.at, e.state, e.code, e.detail) for e in events],
         outbox=outbox_facts, can_recheck=can_recheck(record),
-        undelivered=[o.row_id for o in outbox if o.delivered_at is None and not o.superseded])
+        undelivered=[o.row_id for o in outbox if o.delivered_at is None and not o.superseded],
+        **_relations(journal, record))
+
+
+def _relations(journal: JournalReader, record: TxnRecord) -> dict[str, Any]:
+    """A sale's void and refunds and what they did to it; a child's original."""
+    if record.kind in (Kind.VOID, Kind.REFUND):
+        original = journal.find(Kind.SALE, record.parent) or \
+            journal.find(Kind.PAYLINK, record.parent)
+        return {"original": txn_row(original) if original is not None else None}
+    void = journal.find(Kind.VOID, record.txn) if record.kind is Kind.SALE else None
+    refunds = journal.children(Kind.REFUND, record.txn)
+    related = [txn_row(r) for r in ([void] if void is not None else []) + refunds]
+    later = []
+    if void is not None and void.state is TxnState.SUCCESS:
+        later.append("voided")
+    refunded = sum(int(r.amount) for r in refunds if r.state is TxnState.SUCCESS)
+    if refunded:
+        later.append(f"refunded {amount_text(str(refunded))} of {amount_text(record.amount)}")
+    return {"related": related, "later": ", ".join(later)}
 
 
 def can_recheck(record: TxnRecord) -> bool:

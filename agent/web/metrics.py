@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from agent import __version__
-from agent.journal import Kind, TxnState
+from agent.journal import TxnState
 from agent.paytm.outcome import CallRecord
 from drivers.base import TransportState
 
@@ -45,12 +45,11 @@ class AgentMetrics:
         self.paytm_latency.labels(api=record.api, outcome=record.outcome).observe(
             record.latency_s)
 
-    def on_commit(self, what: str, row_id: int) -> None:
-        # The journal calls its listeners once after each commit, right after it has
-        # appended that commit's time to write_latency.
-        samples = self._agent.journal.write_latency
-        if samples:
-            self.journal_write.observe(samples[-1])
+    def on_commit(self, waits: list[float]) -> None:
+        # One observation per journaled step: the time it waited for its commit (a
+        # group commit's steps share one fsync, and each waited for it).
+        for wait in waits:
+            self.journal_write.observe(wait)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -74,9 +73,21 @@ class _AgentCollector:
         journal = agent.journal
         sales = GaugeMetricFamily("edc_sales", "Sales in the journal by lane and status",
                                   labels=["lane", "status"])
-        for (name, state), count in sorted(journal.count_by_lane_state(Kind.SALE).items()):
+        # A sale voided or refunded in full is not counted as a success any more.
+        for (name, state), count in sorted(journal.sale_outcomes().items()):
             sales.add_metric([name, state], count)
         yield sales
+        stats = journal.stats
+        yield CounterMetricFamily("edc_journal_commits",
+                                  "Journal commits on disk (each one fsync, shared by its steps)",
+                                  value=stats.commits)
+        yield CounterMetricFamily("edc_journal_steps", "Journal steps committed",
+                                  value=stats.steps)
+        yield CounterMetricFamily("edc_journal_commit_failures",
+                                  "Journal commits that failed (disk full, read-only, I/O)",
+                                  value=stats.failed_commits)
+        yield GaugeMetricFamily("edc_journal_healthy", "1 while the journal can be written",
+                                value=1 if journal.health.ok else 0)
         everything = journal.count_by_lane_state()
         yield GaugeMetricFamily(
             "edc_unknown_transactions",
@@ -103,6 +114,12 @@ class _AgentCollector:
         yield in_flight
         yield GaugeMetricFamily("edc_polling", "Transactions the agent is asking Paytm about",
                                 value=engine.polling_count() if engine is not None else 0)
+        refusals = CounterMetricFamily(
+            "edc_refusals", "Requests refused without a call to Paytm, by error code",
+            labels=["code"])
+        for code, count in sorted((engine.refusals if engine is not None else {}).items()):
+            refusals.add_metric([code], count)
+        yield refusals
 
         health = agent.health
         paytm = GaugeMetricFamily("edc_paytm_state",

@@ -11,7 +11,7 @@ import pytest
 
 from agent.journal import Kind, TxnState
 from agent.logs import RecentLines
-from agent.register.messages import Result, Sale
+from agent.register.messages import Error, ErrorCode, Result, Sale, Status, Void
 from agent.web.app import MAX_BODY_BYTES
 from agent.web.security import SECURITY_HEADERS
 from tests.engine.harness import WAIT_S, until_delivered
@@ -223,3 +223,46 @@ async def test_markup_in_log_lines_and_transactions_shows_as_text(tmp_path: Path
         response = await s.client.get("/api/transactions")
         assert response.content_type == "application/json"
         assert json.loads(await response.text())["transactions"][0]["txn"].startswith("<script")
+
+
+async def test_a_voided_sale_reads_voided_everywhere(tmp_path: Path) -> None:
+    async with web_stack(tmp_path) as s:
+        row = await sale(s, "VOIDSHOW0001", "5000")
+        await sale(s, "KEEPSHOW0001", "7000")
+        void = await s.register.client.request(Void(id="r-v", txn="VOIDSHOW0001"), WAIT_S)
+        assert isinstance(void.final, Result) and void.final.status == "success"
+        void_row = s.agent.journal.find(Kind.VOID, "VOIDSHOW0001")
+        assert void_row is not None
+        await until_delivered(s.agent.journal, void_row.row_id)
+        busy = await s.register.client.request(Void(id="r-v2", txn="NOSUCHSALE01"), WAIT_S)
+        assert isinstance(busy.final, Error) and busy.final.code is ErrorCode.NOT_FOUND
+
+        detail = await (await s.client.get(f"/transactions/{row}")).text()
+        assert "voided" in detail and f'href="/transactions/{void_row.row_id}"' in detail
+        child = await (await s.client.get(f"/transactions/{void_row.row_id}")).text()
+        assert f'href="/transactions/{row}"' in child  # its original, as a link
+        status = await s.register.client.request(Status(id="r-st", txn="VOIDSHOW0001"),
+                                                 WAIT_S)
+        assert isinstance(status.final, Result) and status.final.voided is True
+        overview = await (await s.client.get("/")).text()
+        assert "s-voided" in overview
+        metrics = await (await s.client.get("/metrics")).text()
+        assert 'edc_sales{lane="till-1",status="voided"} 1.0' in metrics
+        assert 'edc_sales{lane="till-1",status="success"} 1.0' in metrics
+        assert 'edc_refusals_total{code="NOT_FOUND"} 1.0' in metrics
+        assert "edc_journal_commits_total" in metrics and "edc_journal_healthy 1.0" in metrics
+
+
+async def test_healthz_is_503_while_the_journal_cannot_be_written(tmp_path: Path) -> None:
+    async with web_stack(tmp_path) as s:
+        assert (await s.client.get("/healthz")).status == 200
+        journal = s.agent.journal
+        journal.health.ok = False  # as the writer sets it when a commit fails
+        journal.health.error = "journal commit failed: database or disk is full"
+        response = await s.client.get("/healthz")
+        body = await response.json()
+        assert response.status == 503 and body["status"] == "unhealthy"
+        assert "disk is full" in body["journal_error"]
+        overview = await (await s.client.get("/")).text()
+        assert "journal cannot be written" in overview
+        journal.health.ok = True

@@ -26,8 +26,10 @@ from agent.web.params import Params
 
 PAYTM_WORDS = {"ok": "reachable", "down": "unreachable", "unknown": "not known yet"}
 # Finished first, then what needs a person, then what is still on its way.
-SALE_STATES = [TxnState.SUCCESS, TxnState.FAILED, TxnState.UNKNOWN, TxnState.PENDING,
-               TxnState.ACCEPTED, TxnState.SENDING, TxnState.RECEIVED]
+# A sale voided or refunded in full later counts as that, not as a success.
+SALE_STATES: list[str] = [TxnState.SUCCESS, "voided", "refunded", TxnState.FAILED,
+                          TxnState.UNKNOWN, TxnState.PENDING, TxnState.ACCEPTED,
+                          TxnState.SENDING, TxnState.RECEIVED]
 
 
 async def overview_page(request: web.Request) -> web.Response:

@@ -151,7 +151,11 @@ def render_detail(ctx: WebContext, request: web.Request, d: TxnDetail) -> Html:
         ("Amount", Html(f"{h(t.amount_text)} ") + tag("span", f"({t.amount} paise)",
                                                       class_="muted")),
         ("Lane / terminal", f"{t.lane} / {t.tid or '—'}"),
-        *([("Original transaction", tag("code", t.parent))] if t.parent else []),
+        *([("Since then", tag("strong", d.later, class_="warn"))] if d.later else []),
+        *([("Original transaction", _txn_link(d.original) if d.original is not None
+            else tag("code", t.parent))] if t.parent else []),
+        *([("Void and refunds", join([_txn_link(r) for r in d.related], ", "))]
+          if d.related else []),
         ("Paytm code", t.code or "—"),
         ("Message", t.message or "—"),
         ("Received", when(t.created_at)),
@@ -197,6 +201,11 @@ def render_detail(ctx: WebContext, request: web.Request, d: TxnDetail) -> Html:
         card("Request from the register", _json_block(d.request)),
     ]
     return tag("div", join(sections), id="txn-live", data_live=True, class_="detail")
+
+
+def _txn_link(row: TxnRow) -> Html:
+    return tag("a", Html(f"{h(row.kind)} {h(row.txn)} ") + pill(row.state),
+               href=f"/transactions/{row.row}")
 
 
 def _json_block(value: dict[str, object]) -> Html:
