@@ -355,12 +355,16 @@ def _get(db: sqlite3.Connection, row_id: int) -> TxnRecord:
 
 
 def _check_transition(db: sqlite3.Connection, row_id: int, target: TxnState) -> None:
-    current = _get(db, row_id)
-    if not transition_allowed(current.state, target, not_sent=current.not_sent):
+    row = db.execute("SELECT kind, txn, state, not_sent FROM txns WHERE id=?",
+                     (row_id,)).fetchone()
+    if row is None:
+        raise JournalError(f"no transaction row {row_id}")
+    kind, txn, state = str(row[0]), str(row[1]), TxnState(row[2])
+    if not transition_allowed(state, target, not_sent=bool(row[3])):
         log.error("journal refused %s %s (row %d): %s → %s is not a legal transition",
-                  current.kind.value, current.txn, row_id, current.state.value, target.value)
-        raise JournalError(f"{current.kind.value} {current.txn} (row {row_id}): "
-                           f"{current.state.value} → {target.value} is not allowed")
+                  kind, txn, row_id, state.value, target.value)
+        raise JournalError(f"{kind} {txn} (row {row_id}): "
+                           f"{state.value} → {target.value} is not allowed")
 
 
 def _event(db: sqlite3.Connection, row_id: int, at: float, state: str, code: str,
