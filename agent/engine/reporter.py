@@ -100,7 +100,15 @@ class Reporter:
     async def accepted(self, lane: LanePort, request_id: str, record: TxnRecord, *,
                        state: TxnState = TxnState.ACCEPTED, code: str | None = None,
                        message: str | None = None, detail: str = "") -> None:
-        """Paytm took it (or may have): journal, `accepted`, follow by status."""
+        """Paytm took it (or may have): journal, `accepted`, follow by status.
+
+        The poller starts before this step's commit is on disk: asking Paytm's status is
+        safe on the `sending` row already there, and needs nothing of this step. Its own
+        writes queue behind this one (the writer keeps submission order: the transition is
+        submitted below before the poller task first runs), and the register hears
+        `accepted` only once it is journaled. On a slow disk this saves one fsync per sale
+        in series."""
+        self._follow(record)
         try:
             record = await self._journal.transition(record.row_id, state, code=code,
                                                     message=message, detail=detail)
@@ -109,7 +117,6 @@ class Reporter:
             log.error("%s %s: %s; following it by status", record.kind.value, record.txn, exc)
         await lane.reply(Accepted(re=request_id, txn=record.txn,
                                   kind=fields.kind(record.kind.value)))
-        self._follow(record)
 
     async def follow_unknown(self, lane: LanePort, request_id: str, record: TxnRecord,
                              reason: str) -> None:
