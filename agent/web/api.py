@@ -50,7 +50,7 @@ async def api_lanes(request: web.Request) -> web.Response:
 
 async def api_transactions(request: web.Request) -> web.Response:
     search = parse_search(Params(request.query, SEARCH_PARAMS))
-    rows, more = run_search(ctx_of(request).agent.journal, search)
+    rows, more = await ctx_of(request).page_reader().run(lambda j: run_search(j, search))
     return _json({"page": search.page, "more": more, "transactions": as_json(rows)})
 
 

@@ -155,6 +155,8 @@ async def _on_shutdown(app: web.Application) -> None:
         ctx.unsubscribe()
         ctx.unsubscribe = None
     ctx.hub.close()  # ends the open event streams, so shutdown does not wait for them
+    if ctx.reader is not None:
+        await ctx.reader.close()
 
 
 def _is_api(path: str) -> bool:

@@ -15,6 +15,7 @@ from agent.net import is_loopback_host, split_host_port
 from agent.paytm.outcome import CallRecord
 from agent.web.events import EventHub
 from agent.web.metrics import AgentMetrics
+from agent.web.reader import PageReader
 from agent.web.security import SESSION_COOKIE, LoginLimiter, Session, SessionStore
 
 if TYPE_CHECKING:
@@ -75,6 +76,12 @@ class WebContext:
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
     wall: Callable[[], float] = time.time
     unsubscribe: Callable[[], None] | None = None  # the metrics' journal listener
+    reader: PageReader | None = None  # the page's own journal connection (searches)
+
+    def page_reader(self) -> PageReader:
+        if self.reader is None:
+            self.reader = PageReader(self.agent.journal.reader)
+        return self.reader
 
     @property
     def password_hash(self) -> str:

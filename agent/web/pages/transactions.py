@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
-from agent.journal import Journal, Kind, TxnRecord, TxnState
+from agent.journal import JournalReader, Kind, TxnRecord, TxnState
 from agent.journal.store import JournalError
 from agent.web.context import WebContext, ctx_of
 from agent.web.facts import TxnDetail, TxnRow, attention_now, txn_detail, txn_row
@@ -52,7 +52,7 @@ def parse_search(params: Params) -> Search:
         page=params.integer("page", low=1, high=MAX_PAGE, default=1))
 
 
-def run_search(journal: Journal, search: Search) -> tuple[list[TxnRow], bool]:
+def run_search(journal: JournalReader, search: Search) -> tuple[list[TxnRow], bool]:
     """One page of results, newest first, and whether there are more."""
     since, until = search.day if search.day else (None, None)
     records = journal.search(txn=search.txn or None, lane=search.lane or None,
@@ -65,7 +65,7 @@ def run_search(journal: Journal, search: Search) -> tuple[list[TxnRow], bool]:
 async def transactions_page(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     search = parse_search(Params(request.query, SEARCH_PARAMS))
-    rows, more = run_search(ctx.agent.journal, search)
+    rows, more = await ctx.page_reader().run(lambda j: run_search(j, search))
     body = search_form(ctx, search) + results(rows, search, more)
     return page(ctx, request, title="Transactions", active="transactions", body=body,
                 attention=attention_now(ctx.agent))
