@@ -71,6 +71,13 @@ class Answer:
         return self.info["resultMsg"]
 
     @property
+    def detail(self) -> str:
+        """The emulator's own note on a 0002 (not a Paytm field; resultMsg stays Paytm's)."""
+        detail = self.body.get("emulatorDetail", "")
+        assert isinstance(detail, str)
+        return detail
+
+    @property
     def letter(self) -> str:
         """The one-letter status, wherever the result style put it."""
         info = self.info

@@ -21,10 +21,16 @@ from agent.paytm.emulator import (
     UnknownError,
     demo_bench_tid,
 )
-from tests.paytm.conftest import STAMP, TID, TID2, RawPaytm, running
+from tests.paytm.conftest import STAMP, TID, TID2, Answer, RawPaytm, running
 
 TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
-INVALID = "Request Parameters are not valid: "
+# Seed 003: 0002 reads exactly this; the emulator names the field in emulatorDetail.
+PAYTM_INVALID = "Request Parameters are not valid"
+
+
+def names(answer: Answer, field: str) -> bool:
+    """A 0002 in Paytm's exact words whose emulator detail names `field`."""
+    return answer.msg == PAYTM_INVALID and answer.detail.startswith(field)
 
 
 # ---------------------------------------------------------------------------
@@ -159,7 +165,7 @@ async def test_invalid_field_is_0002_naming_it(paytm: RawPaytm, field: str, valu
     body = paytm.sale_body("ORDER0001", **{field: value})
     answer = await paytm.post("sale", body)
     assert (answer.letter, answer.code) == ("F", "0002")
-    assert answer.msg.startswith(INVALID + field), answer.msg
+    assert names(answer, field), answer.msg
 
 
 @pytest.mark.parametrize("missing", ["paytmMid", "paytmTid", "transactionDateTime",
@@ -168,7 +174,7 @@ async def test_missing_mandatory_field_is_0002(paytm: RawPaytm, missing: str) ->
     body = paytm.sale_body("ORDER0001")
     del body[missing]
     answer = await paytm.post("sale", body)
-    assert answer.code == "0002" and answer.msg.startswith(INVALID + missing)
+    assert answer.code == "0002" and names(answer, missing)
 
 
 @pytest.mark.parametrize(("head", "field"), [
@@ -181,7 +187,7 @@ async def test_missing_mandatory_field_is_0002(paytm: RawPaytm, missing: str) ->
 async def test_invalid_head_is_0002(paytm: RawPaytm, head: dict[str, object],
                                     field: str) -> None:
     answer = await paytm.post("sale", paytm.sale_body("ORDER0001"), head=head)
-    assert answer.code == "0002" and answer.msg.startswith(INVALID + field), answer.msg
+    assert answer.code == "0002" and names(answer, field), answer.msg
 
 
 async def test_status_head_channel_is_optional(paytm: RawPaytm) -> None:
@@ -217,7 +223,7 @@ async def test_complete_gst_information_is_validated(paytm: RawPaytm, field: str
     gst[field] = {"gstIn": "27AAAPA", "gstBrkUp": "CGST=9", "invoiceNo": "I" * 21,
                   "invoiceDate": "20241301100000"}[field]
     answer = await paytm.sale("ORDER0001", gstInformation=gst)
-    assert answer.code == "0002" and answer.msg.startswith(INVALID + "gstInformation." + field)
+    assert answer.code == "0002" and names(answer, "gstInformation." + field)
 
 
 @pytest.mark.parametrize("display", [
@@ -456,7 +462,7 @@ async def test_status_fields_are_validated(paytm: RawPaytm, field: str, value: o
     body[field] = value
     body = {k: v for k, v in body.items() if v is not None}
     answer = await paytm.post("status", body)
-    assert answer.code == "0002" and answer.msg.startswith(INVALID + field), answer.msg
+    assert answer.code == "0002" and names(answer, field), answer.msg
 
 
 async def test_finish_decides_a_pending_sale(emulator: Emulator, paytm: RawPaytm) -> None:
@@ -494,7 +500,7 @@ async def test_void_of_a_successful_sale() -> None:
         assert (done.letter, done.code) == ("S", "0000")
         assert done.body["merchantTransactionId"] == "ORDER0001"
         again = await paytm.void("ORDER0001")
-        assert again.code == "0002" and "already voided" in again.msg
+        assert again.code == "0002" and "already voided" in again.detail
         assert (await paytm.sale("ORDER0002")).code == "0009"
 
 
@@ -513,7 +519,7 @@ async def test_void_of_a_sale_that_did_not_succeed_is_refused(paytm: RawPaytm, a
     await paytm.sale("ORDER0001", amount=amount)
     answer = await paytm.void("ORDER0001")
     assert (answer.letter, answer.code) == ("F", "0002")
-    assert answer.msg.startswith(INVALID + "merchantTransactionId") and reason in answer.msg
+    assert names(answer, "merchantTransactionId") and reason in answer.detail
 
 
 async def test_void_of_unknown_sale_or_other_terminal_is_0002(paytm: RawPaytm) -> None:
@@ -531,7 +537,7 @@ async def test_void_on_the_next_ist_day_is_refused() -> None:
         assert (await paytm.void("ORDER0001")).code == "0009"  # same day
         emu.advance(20)
         answer = await paytm.void("ORDER0002", tid=TID2)
-        assert answer.code == "0002" and "not from today" in answer.msg
+        assert answer.code == "0002" and "not from today" in answer.detail
 
 
 async def test_void_while_terminal_busy_is_0333(paytm: RawPaytm) -> None:
@@ -558,9 +564,9 @@ async def test_void_fields_are_validated(paytm: RawPaytm) -> None:
     body = paytm.void_body("ORDER0001")
     del body["transactionDateTime"]
     answer = await paytm.post("void", body)
-    assert answer.code == "0002" and answer.msg.startswith(INVALID + "transactionDateTime")
+    assert answer.code == "0002" and names(answer, "transactionDateTime")
     answer = await paytm.post("void", paytm.void_body("ORDER0001"), head={"channelId": None})
-    assert answer.code == "0002" and answer.msg.startswith(INVALID + "channelId")
+    assert answer.code == "0002" and names(answer, "channelId")
 
 
 async def test_void_on_inactive_terminal_is_0007(emulator: Emulator, paytm: RawPaytm) -> None:
@@ -603,3 +609,74 @@ async def test_transactions_snapshot(emulator: Emulator, paytm: RawPaytm) -> Non
     emulator.advance(60)
     snapshot = emulator.transaction("ORDER0001")
     assert (snapshot["status"], snapshot["outcome"]) == ("failed", "timeout")
+
+
+# -- fidelity to Paytm's own documents (issue 12) --------------------------------------------
+
+# Seed 003's "Response Codes & Messages", verbatim: code → (resultStatus word, resultMsg).
+SEED_003_TABLE = {
+    "0330": ("FAIL", "Invalid checksum"),
+    "1809": ("FAIL", "Subwallet amount greater that transaction amount"),
+    "1810": ("FAIL", "Length of DisplayInfo Param Greater than Max Length"),
+    "0007": ("FAIL", "Terminal is not in active state"),
+    "0029": ("FAIL", "NOT_FOUND"),
+    "0233": ("FAIL", "Duplicate Order Id..!"),
+    "1825": ("FAIL", "if splitType is other than AT_TXN, POST_TXN"),
+    "1813": ("FAIL", "Split params cannot be passed with POST_FACTO type"),
+}
+
+
+async def test_refusals_read_as_seed_003s_table(paytm: RawPaytm) -> None:
+    answers = {
+        "0330": await paytm.post("sale", paytm.sale_body("ORDER0001"), head={"checksum": "x"}),
+        "1809": await paytm.sale("ORDER0002", subWalletInfo="FOOD:60|GIFT:50"),
+        "1810": await paytm.sale("ORDER0003", displayInfo={"a": "x" * 21}),
+        "0007": await paytm.sale("ORDER0004", tid=DEMO_INACTIVE_TID),
+        "0029": await paytm.sale("ORDER0005", tid="11111111"),
+        "1825": await paytm.sale("ORDER0006", splitType="LATER"),
+        "1813": await paytm.sale("ORDER0007", splitType="POST_FACTO", splitInfo={"a": "1"}),
+    }
+    await paytm.sale("ORDER0008")
+    answers["0233"] = await paytm.sale("ORDER0008")
+    for code, answer in answers.items():
+        assert answer.code == code, answer.text
+        assert (answer.info["resultStatus"], answer.msg) == SEED_003_TABLE[code]
+        assert answer.info["resultCode"] == "F"
+
+
+@pytest.mark.parametrize("split_type", ["AT_TXN", "POST_FACTO", "POST_TXN"])
+async def test_every_split_type_the_seed_names_is_accepted(paytm: RawPaytm,
+                                                           split_type: str) -> None:
+    assert (await paytm.sale("ORDER0001", splitType=split_type)).code == "0009"
+
+
+@pytest.mark.parametrize(("amount", "extra", "method"), [
+    ("100", {"merchantExtendedInfo": {"paymentMode": "QR"}}, "UPI"),
+    ("100", {"merchantExtendedInfo": {"PaymentMode": "qr"}}, "UPI"),  # Paytm's curl sample
+    ("100", {"paymentMode": "QR"}, "UPI"),  # top level, as Odoo also sends it
+    ("106", {"merchantExtendedInfo": {"paymentMode": "CARD"}}, "CARD"),
+    ("106", {"merchantExtendedInfo": {"paymentMode": "ALL"}}, "UPI"),
+    ("100", {}, "CARD"),
+])
+async def test_payment_mode_is_honoured(paytm: RawPaytm, amount: str,
+                                        extra: dict[str, object], method: str) -> None:
+    assert (await paytm.sale("ORDER0001", amount, **extra)).code == "0009"
+    status = await paytm.status("ORDER0001")
+    assert (status.code, status.body["payMethod"]) == ("0000", method)
+    if method == "UPI":
+        assert status.body["issuerMaskCardNo"] is None and status.body["authCode"] is None
+
+
+async def test_a_qr_only_decline_carries_no_card(paytm: RawPaytm) -> None:
+    await paytm.sale("ORDER0001", "101", merchantExtendedInfo={"paymentMode": "QR"})
+    status = await paytm.status("ORDER0001")
+    assert (status.code, status.body["payMethod"], status.body["cardScheme"]) == (
+        "0011", "UPI", None)
+
+
+async def test_finish_cannot_contradict_the_payment_mode(emulator: Emulator,
+                                                         paytm: RawPaytm) -> None:
+    await paytm.sale("ORDER0001", "102", merchantExtendedInfo={"paymentMode": "QR"})
+    with pytest.raises(StateError):
+        emulator.finish("ORDER0001", "success")
+    emulator.finish("ORDER0001", "upi")

@@ -157,10 +157,9 @@ async def test_signature_covers_the_exact_text(raw: RawPg) -> None:
     (send_body(expiry="2000-01-01 10:00:00"), None, "1001", "future"),
     (send_body(expiry=None), None, "1001", "expiry"),
     (send_body(displayName="x" * 51), None, "1001", "displayName"),
-    (send_body(), {"clientId": None}, "1001", "head.clientId"),
+    (send_body(), {"clientId": "C1234"}, "1001", "head.clientId"),
     (send_body(), {"channelId": "POS"}, "1001", "head.channelId"),
     (send_body(), {"version": "v1.0.0"}, "1001", "head.version"),
-    (send_body(), {"requestTimestamp": "yesterday"}, "1001", "head.requestTimestamp"),
     (send_body(mid="UNKNOWNMID1"), None, "335", "Mid"),
     (send_body(mid="bad mid!"), None, "1001", "mid"),
 ])
@@ -172,6 +171,30 @@ async def test_send_refusals_name_the_problem(emulator: Emulator, raw: RawPg,
     assert (answer.status, answer.word, answer.code) == (200, "F", code), answer.text
     assert named in answer.msg
     assert emulator.links() == []
+
+
+@pytest.mark.parametrize("head", [
+    {"clientId": None, "version": None, "channelId": None, "requestTimestamp": None},
+    {"requestTimestamp": "2026-12-0206:01:38.123456"},  # paytm-pg: str(datetime.now())
+    {"requestTimestamp": 1704083400},
+    {"clientId": None},
+])
+async def test_send_accepts_a_head_of_optional_fields(raw: RawPg,
+                                                      head: dict[str, object]) -> None:
+    # Paytm's Python samples send a head with the signature alone; clientId only picks the
+    # key of a merchant with several; requestTimestamp is optional and its form free.
+    answer = await raw.post("send_link", send_body(), head)
+    assert (answer.word, answer.code) == ("S", "0000"), answer.text
+    assert answer.signed_correctly()
+
+
+async def test_answers_are_compact_and_echo_the_version(raw: RawPg) -> None:
+    answer = await raw.post("pg_status", {"mid": DEMO_MID, "orderId": "NOSUCH01"},
+                            {"version": "v2"})
+    assert answer.text.startswith('{"head":{') and ',"body":{' in answer.text
+    assert ": " not in answer.text and ", " not in answer.text
+    assert answer.json["head"]["version"] == "v2"
+    assert answer.signed_correctly()
 
 
 async def test_status_refund_and_refund_status_field_checks(raw: RawPg) -> None:

@@ -35,11 +35,11 @@ from aiohttp import web
 
 from agent.paytm.emulator.context import EmulatorContext
 from agent.paytm.emulator.faults import ANY_API, Fault, FaultError
+from agent.paytm.emulator.money import rupees
 from agent.paytm.emulator.pg_state import LinkOrder, Refund, RefundStatus
 from agent.paytm.emulator.record import RecordedRequest
 from agent.paytm.emulator.state import Sale, StateError, UnknownError
 from agent.paytm.emulator.webhooks import WebhookDelivery, WebhookSender
-from agent.receipts import rupees_plain
 
 CONTROL_PREFIX = "/_emulator"
 HTTP_BAD_REQUEST, HTTP_NOT_FOUND, HTTP_CONFLICT = 400, 404, 409
@@ -153,7 +153,7 @@ def sale_json(sale: Sale) -> dict[str, object]:
 def link_json(order: LinkOrder, refunded_paise: int = 0) -> dict[str, object]:
     r, p = order.request, order.payment
     return {
-        "mid": r.mid, "order_id": r.order_id, "amount": rupees_plain(r.amount_paise),
+        "mid": r.mid, "order_id": r.order_id, "amount": rupees(r.amount_paise),
         "amount_paise": r.amount_paise, "pos_id": r.pos_id, "phone": r.phone,
         "expiry": r.expiry, "display_name": r.display_name,
         "behaviour": order.behaviour.value, "status": order.status.value,
@@ -162,7 +162,7 @@ def link_json(order: LinkOrder, refunded_paise: int = 0) -> dict[str, object]:
         "payment": {"txn_id": p.txn_id, "bank_txn_id": p.bank_txn_id,
                     "payment_mode": p.payment_mode, "bank_name": p.bank_name,
                     "gateway": p.gateway, "txn_date": p.txn_date} if p else None,
-        "refunded": rupees_plain(refunded_paise),
+        "refunded": rupees(refunded_paise),
     }
 
 
@@ -170,7 +170,7 @@ def refund_json(refund: Refund) -> dict[str, object]:
     r = refund.request
     return {
         "mid": r.mid, "order_id": r.order_id, "ref_id": r.ref_id, "refund_id": refund.refund_id,
-        "txn_id": r.txn_id, "amount": rupees_plain(r.amount_paise),
+        "txn_id": r.txn_id, "amount": rupees(r.amount_paise),
         "amount_paise": r.amount_paise, "status": refund.status.value, "code": refund.code,
         "message": refund.message, "requested": refund.requested.ist_text(),
         "decided": refund.decided.ist_text() if refund.decided else None,

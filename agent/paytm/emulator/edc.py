@@ -19,8 +19,8 @@ from dataclasses import replace
 from aiohttp import web
 
 from agent.paytm.checksum import ChecksumMode, MerchantKey, verify, verify_params
-from agent.paytm.codes import EDC_REQUEST_CODES, EDC_STATUS_CODES, ResultCode
 from agent.paytm.emulator.clock import Instant
+from agent.paytm.emulator.codes import ANSWERS
 from agent.paytm.emulator.context import EmulatorContext
 from agent.paytm.emulator.magic import ACQUIRING_BANK, Behaviour
 from agent.paytm.emulator.settings import EmulatorSettings, ResultStyle
@@ -69,29 +69,28 @@ STATUS_CODES: dict[StatusKind, str] = {
     StatusKind.VOID_SUCCESS: "0000",
     StatusKind.VOID_FAILED: "0090",
 }
-_LETTERS = {"0009": "A", "0000": "S", "0010": "P", "0030": "P"}  # every other code: F
-# Paytm's own resultMsg where the reference shows one (§4.3 example); else the table's text.
-_PAYTM_TEXT = {"0009": "ACCEPTED_SUCCESS"}
-_CODES: dict[str, ResultCode] = {**EDC_REQUEST_CODES, **EDC_STATUS_CODES}
 JSON_CONTENT_TYPE = "application/json"
+# Not a Paytm field: where the emulator says *why* it answered 0002, so that resultMsg can
+# stay Paytm's exact text (seed 003) and a developer still learns which field was wrong.
+DETAIL_FIELD = "emulatorDetail"
 
 
 def result_info(code: str, style: ResultStyle, message: str | None = None) -> dict[str, str]:
-    entry = _CODES[code]
-    letter = _LETTERS.get(code, "F")
+    entry = ANSWERS[code]
     if style is ResultStyle.OBSERVED:  # the letter in resultCode, as Odoo receives it
-        status, result_code = entry.name, letter
+        status, result_code = entry.word, entry.letter
     else:  # the Sale page's table: the letter in resultStatus
-        status, result_code = letter, entry.name
+        status, result_code = entry.letter, entry.word
     return {"resultStatus": status, "resultCode": result_code, "resultCodeId": code,
-            "resultMsg": message or _PAYTM_TEXT.get(code, entry.meaning)}
+            "resultMsg": message or entry.message}
 
 
-def refusal_message(refusal: Refused) -> str:
-    if refusal.code == CODE_INVALID:
-        text = f"Request Parameters are not valid: {refusal.field or 'request'}"
-        return text + (f" ({refusal.detail})" if refusal.detail else "")
-    return _PAYTM_TEXT.get(refusal.code, _CODES[refusal.code].meaning)
+def refusal_detail(refusal: Refused) -> str | None:
+    """What was wrong, for DETAIL_FIELD: the field and, where useful, a short reason."""
+    if refusal.field is None and refusal.detail is None:
+        return None
+    text = refusal.field or "request"
+    return text + (f" ({refusal.detail})" if refusal.detail else "")
 
 
 def _str_or_none(value: object) -> str | None:
@@ -117,7 +116,7 @@ class EdcService:
 
     def too_large(self, api: str, now: Instant) -> ApiReply:
         refusal = Refused(CODE_INVALID, "request", f"larger than {MAX_BODY_BYTES} bytes")
-        reply = self._reply(now, {}, {}, CODE_INVALID, Parsed(), refusal_message(refusal))
+        reply = self._reply(now, {}, {}, CODE_INVALID, Parsed(), detail=refusal_detail(refusal))
         return replace(reply, status=HTTP_TOO_LARGE)
 
     # ------------------------------------------------------------------
@@ -152,7 +151,8 @@ class EdcService:
                 return self._reply(now, head, body, CODE_ACCEPTED, parsed)
             raise ValueError(f"unknown EDC api {api!r}")
         except Refused as refusal:
-            return self._reply(now, head, body, refusal.code, parsed, refusal_message(refusal))
+            return self._reply(now, head, body, refusal.code, parsed,
+                               detail=refusal_detail(refusal))
 
     def _check_checksum(self, head: JsonObject, body: JsonObject, text: str,
                         key: MerchantKey) -> None:
@@ -181,11 +181,13 @@ class EdcService:
         return answer
 
     def _reply(self, now: Instant, head: JsonObject, body: JsonObject, code: str,
-               parsed: Parsed, message: str | None = None) -> ApiReply:
+               parsed: Parsed, detail: str | None = None) -> ApiReply:
         echo = {name: _str_or_none(body.get(name))
                 for name in ("merchantTransactionId", "paytmMid", "paytmTid")}
         answer: dict[str, object] = {k: v for k, v in echo.items() if v is not None}
-        answer["resultInfo"] = result_info(code, self._settings.result_style, message)
+        answer["resultInfo"] = result_info(code, self._settings.result_style)
+        if detail is not None:
+            answer[DETAIL_FIELD] = detail
         return ApiReply(body={"head": self._head(now, head), "body": answer},
                         result_code=code, parsed=parsed)
 

@@ -64,6 +64,16 @@ def natural_outcome(behaviour: Behaviour) -> Outcome:
     }.get(behaviour, Outcome.SUCCESS)
 
 
+def honour_payment_mode(outcome: Outcome, payment_mode: str) -> Outcome:
+    """What the customer can do on a terminal that offers only `payment_mode` (reference
+    §10.6: the mode pre-selects how the customer pays): QR → a UPI payment, CARD → a card."""
+    if payment_mode == "QR" and outcome is Outcome.SUCCESS:
+        return Outcome.UPI
+    if payment_mode == "CARD" and outcome is Outcome.UPI:
+        return Outcome.SUCCESS
+    return outcome
+
+
 FAILURE_REASONS: dict[Outcome, str] = {
     Outcome.DECLINED: "Transaction declined by bank",
     Outcome.TIMEOUT: "Transaction timed out on terminal",
@@ -73,6 +83,8 @@ FAILURE_REASONS: dict[Outcome, str] = {
 BANK_APPROVED = "00"
 BANK_DO_NOT_HONOUR = "05"  # ISO 8583 "do not honour": the usual issuer decline
 UPI_BANK_CODE, UPI_BANK_MESSAGE = "0", "NA"  # as in the observed UPI example of §5.2
+# No UPI decline is documented for EDC; NPCI's U30 ("debit has failed") is the usual one.
+UPI_DECLINED_CODE, UPI_DECLINED_MESSAGE = "U30", "Debit failed"
 
 ACQUIRING_BANK = "ICICI Bank"
 _ISSUERS = (("HDFC Bank", "HDFC"), ("ICICI Bank", "ICICI"), ("State Bank of India", "SBI"),
@@ -109,20 +121,25 @@ def _digits(rng: random.Random, n: int) -> str:
     return "".join(rng.choice("0123456789") for _ in range(n))
 
 
-def payment_details(outcome: Outcome, seed: str, tid: str, at: Instant) -> PaymentDetails | None:
-    """None when no payment instrument was presented (timeout, rejected pop-up)."""
+def payment_details(outcome: Outcome, seed: str, tid: str, at: Instant,
+                    by_qr: bool = False) -> PaymentDetails | None:
+    """None when no payment instrument was presented (timeout, rejected pop-up). `by_qr`:
+    the terminal offered only QR, so a decline is a UPI decline (no card fields)."""
     if outcome in (Outcome.TIMEOUT, Outcome.REJECTED):
         return None
     rng = random.Random(seed)  # reproducible per transaction, not a secret
     date = at.ist().strftime("%Y%m%d")
     acquirement_id = date + _digits(rng, ACQUIREMENT_ID_DIGITS - len(date))
     rrn = _digits(rng, RRN_DIGITS)
-    if outcome is Outcome.UPI:
+    if outcome is Outcome.UPI or (by_qr and outcome is Outcome.DECLINED):
+        declined = outcome is Outcome.DECLINED
         return PaymentDetails(
             payMethod="UPI", acquirementId=acquirement_id, retrievalReferenceNo=rrn,
             authCode=None, issuerMaskCardNo=None, issuingBankName=None, issuingBankId=None,
-            cardType=None, cardScheme=None, aid=None, bankResponseCode=UPI_BANK_CODE,
-            bankResponseMessage=UPI_BANK_MESSAGE, bankTid=None)
+            cardType=None, cardScheme=None, aid=None,
+            bankResponseCode=UPI_DECLINED_CODE if declined else UPI_BANK_CODE,
+            bankResponseMessage=UPI_DECLINED_MESSAGE if declined else UPI_BANK_MESSAGE,
+            bankTid=None)
     scheme, prefix, aid = rng.choice(_SCHEMES)
     bank, bank_id = rng.choice(_ISSUERS)
     masked = prefix + "X" * 8 + _digits(rng, 4)

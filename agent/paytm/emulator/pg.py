@@ -27,6 +27,7 @@ from aiohttp import web
 from agent.paytm.checksum import MerchantKey, generate, verify
 from agent.paytm.emulator.clock import IST, TIMESTAMP_FORMAT, Instant
 from agent.paytm.emulator.context import EmulatorContext
+from agent.paytm.emulator.money import rupees
 from agent.paytm.emulator.pg_state import (
     CODE_BANK_PENDING,
     CODE_CLOSED,
@@ -49,7 +50,6 @@ from agent.paytm.emulator.settings import EmulatorSettings
 from agent.paytm.emulator.webhooks import WebhookSender
 from agent.paytm.emulator.wire import HTTP_TOO_LARGE, MAX_BODY_BYTES, ApiReply, Parsed, serve_call
 from agent.paytm.jsontext import member_text
-from agent.receipts import rupees_plain
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +84,6 @@ _TXN_ID_RE = re.compile(r"[\x21-\x7e]{1,64}", re.ASCII)
 _RUPEES_RE = re.compile(r"([0-9]{1,10})(?:\.([0-9]{1,2}))?", re.ASCII)  # no commas, ≤ 2 dp
 _POS_ID_RE = re.compile(r"[A-Za-z0-9]+_[A-Za-z0-9]+", re.ASCII)
 _MOBILE_RE = re.compile(r"[6-9][0-9]{9}", re.ASCII)  # Indian mobile numbers start with 6–9
-_EPOCH_RE = re.compile(r"[0-9]{1,15}", re.ASCII)
 _DATETIME_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}", re.ASCII)
 MAX_POS_ID = 50
 MAX_DISPLAY_NAME = 50
@@ -92,6 +91,8 @@ MAX_COMMENTS = 500
 MAX_CLIENT_ID = 3
 MAX_VERSION = 4
 CHANNELS = frozenset({"WEB", "WAP"})
+HEAD_VERSION = "v1"  # answered when the request sent none (reference §12: "v1")
+COMPACT = (",", ":")  # json.dumps separators: no spaces, as Paytm's answers
 
 JsonObject = Mapping[str, object]
 
@@ -225,7 +226,7 @@ class PgService:
     # Send and Resend Payment Request
 
     def _send(self, r: _Request, now: Instant, parsed: Parsed) -> ApiReply:
-        _check_link_head(r.head)
+        _check_optional_head(r.head, CODE_INVALID)
         body = r.body
         order_id = _matching(body, "merchantOrderId", _ORDER_ID_RE, CODE_INVALID,
                              "1-50 letters, digits or @ - _ .")
@@ -236,7 +237,7 @@ class PgService:
                            "with at most 2 decimals, above zero, no commas")
         if paise > self._settings.max_link_paise:
             raise _Invalid(CODE_BAD_AMOUNT, "Txn amount is invalid: amount is above the "
-                           f"limit of {rupees_plain(self._settings.max_link_paise)}")
+                           f"limit of {rupees(self._settings.max_link_paise)}")
         pos_id = _required(body, "posId", CODE_INVALID)
         if len(pos_id) > MAX_POS_ID or not _POS_ID_RE.fullmatch(pos_id):
             raise _Invalid(CODE_INVALID, "Request parameters are not valid: posId "
@@ -265,7 +266,7 @@ class PgService:
                            "Success", parsed)
 
     def _resend(self, r: _Request, now: Instant, parsed: Parsed) -> ApiReply:
-        _check_link_head(r.head)
+        _check_optional_head(r.head, CODE_INVALID)
         order_id = _matching(r.body, "merchantOrderId", _ORDER_ID_RE, CODE_INVALID,
                              "1-50 letters, digits or @ - _ .")
         self._state.resend(r.mid, order_id, now)
@@ -308,13 +309,13 @@ class PgService:
             "txnId": p.txn_id if p else "",
             "bankTxnId": p.bank_txn_id if p else "",
             "orderId": order.order_id,
-            "txnAmount": rupees_plain(order.request.amount_paise),
+            "txnAmount": rupees(order.request.amount_paise),
             "txnType": "SALE",
             "gatewayName": p.gateway if p else "",
             "bankName": p.bank_name if p else "",
             "mid": order.mid,
             "paymentMode": p.payment_mode if p else "",
-            "refundAmt": rupees_plain(refunded),
+            "refundAmt": rupees(refunded),
             "txnDate": p.txn_date if p else "",
         }
         return fields
@@ -352,7 +353,7 @@ class PgService:
             "refId": ref_id,
             "refundId": refund.refund_id,
             "txnId": txn_id,
-            "refundAmount": rupees_plain(paise),
+            "refundAmount": rupees(paise),
             "resultInfo": _refund_info(refund),
         }
         return self._signed(now, r.key, r.head, answer, refund.code, parsed)
@@ -379,9 +380,9 @@ class PgService:
             "acceptRefundTimestamp": (refund.requested.ist_text() + ".0"
                                       if refund.status is not RefundStatus.FAILED else ""),
             "refundId": refund.refund_id,
-            "txnAmount": rupees_plain(refund.order_amount_paise),
-            "refundAmount": rupees_plain(refund.request.amount_paise),
-            "totalRefundAmount": rupees_plain(total),
+            "txnAmount": rupees(refund.order_amount_paise),
+            "refundAmount": rupees(refund.request.amount_paise),
+            "totalRefundAmount": rupees(total),
             "refId": ref_id,
             "txnId": refund.request.txn_id,
             "resultInfo": _refund_info(refund),
@@ -403,19 +404,33 @@ class PgService:
     @staticmethod
     def _signed(now: Instant, key: MerchantKey | None, head: JsonObject,
                 body: Mapping[str, object], code: str, parsed: Parsed) -> ApiReply:
-        """Serialise the body once and sign that text, like Paytm (and like the client)."""
-        body_text = json.dumps(body)
-        client_id = head.get("clientId")
+        """Serialise the body once, compactly, and sign exactly that text.
+
+        Compact (`"body":{`) because that is what Paytm sends and what Paytm's own SDK
+        (`paytm-pg`) requires: it cuts the body out of the raw answer by looking for
+        `"body":{` and verifies the signature over that text. ASCII escapes keep the text
+        byte-identical however a client decodes it.
+        """
+        body_text = json.dumps(body, separators=COMPACT)
         answer_head: dict[str, object] = {
             "responseTimestamp": str(int(now.wall * 1000)),
-            "version": "v1",
-            "clientId": client_id if isinstance(client_id, str) else "C11",
+            "version": _echo_version(head),
         }
+        client_id = head.get("clientId")
+        if isinstance(client_id, str):
+            answer_head["clientId"] = client_id
         if key is not None:  # no merchant, no key: the answer goes out unsigned
             answer_head["signature"] = generate(body_text, key)
-        text = '{"head": ' + json.dumps(answer_head) + ', "body": ' + body_text + "}"
+        text = '{"head":' + json.dumps(answer_head, separators=COMPACT) + ',"body":' \
+            + body_text + "}"
         return ApiReply(body={"head": answer_head, "body": body}, result_code=code,
                         parsed=parsed, text=text)
+
+
+def _echo_version(head: JsonObject) -> str:
+    """The answer head's version is the request's (Paytm's response heads echo it)."""
+    version = head.get("version")
+    return version if isinstance(version, str) and version else HEAD_VERSION
 
 
 def _info(status: str, code: str, message: str) -> dict[str, str]:
@@ -454,6 +469,13 @@ def _check_signature(head: JsonObject, text: str, key: MerchantKey) -> None:
 
 
 def _check_optional_head(head: JsonObject, code: str) -> None:
+    """Every head field but the signature is optional on every PG API.
+
+    `clientId` only picks the key of a merchant with several (Paytm's Python samples send
+    a head with `signature` alone); `requestTimestamp` is optional and is accepted in any
+    form (Paytm's SDK sends `str(datetime.now())` with its spaces removed, not epoch
+    digits). Present fields must still have the documented shape.
+    """
     client_id = head.get("clientId")
     if client_id is not None and (not isinstance(client_id, str)
                                   or not 1 <= len(client_id) <= MAX_CLIENT_ID):
@@ -465,19 +487,6 @@ def _check_optional_head(head: JsonObject, code: str) -> None:
     channel = head.get("channelId")
     if channel is not None and channel not in CHANNELS:
         raise _Invalid(code, "Request parameters are not valid: head.channelId (WEB or WAP)")
-    stamp = head.get("requestTimestamp")
-    if stamp is not None and (not isinstance(stamp, str) or not _EPOCH_RE.fullmatch(stamp)):
-        raise _Invalid(code, "Request parameters are not valid: head.requestTimestamp "
-                       "(epoch, digits)")
-
-
-def _check_link_head(head: JsonObject) -> None:
-    """Send and Resend mark clientId, version and channelId mandatory (§12, §13)."""
-    for name in ("clientId", "version", "channelId"):
-        if head.get(name) is None:
-            raise _Invalid(CODE_INVALID, f"Request parameters are not valid: head.{name} "
-                           "(missing)")
-    _check_optional_head(head, CODE_INVALID)
 
 
 def _decode(raw: bytes, content_type: str, code: str) -> tuple[str, object]:

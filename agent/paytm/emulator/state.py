@@ -22,12 +22,14 @@ from agent.paytm.emulator.magic import (
     Outcome,
     PaymentDetails,
     behaviour_for,
+    honour_payment_mode,
     natural_outcome,
     payment_details,
 )
 from agent.paytm.emulator.settings import EmulatorSettings
 from agent.paytm.emulator.validation import (
     CODE_INVALID,
+    MODE_QR,
     Refused,
     SaleRequest,
     StatusRequest,
@@ -259,9 +261,11 @@ class EdcState:
 
     @staticmethod
     def _decide(sale: Sale, outcome: Outcome, at: Instant) -> None:
+        outcome = honour_payment_mode(outcome, sale.request.payment_mode)
         sale.outcome = outcome
         sale.decided = at
-        sale.payment = payment_details(outcome, f"{sale.mid}:{sale.txn}", sale.tid, at)
+        sale.payment = payment_details(outcome, f"{sale.mid}:{sale.txn}", sale.tid, at,
+                                       by_qr=sale.request.payment_mode == MODE_QR)
 
     def finish(self, txn: str, outcome: str, now: Instant, mid: str | None = None) -> Sale:
         """Complete a pending sale (or the pending void of a sale) now, with `outcome`."""
@@ -274,6 +278,9 @@ class EdcState:
                 words = ", ".join(o.value for o in Outcome)
                 raise StateError(f"sale outcome must be one of {words}, got {outcome!r}") \
                     from None
+            if honour_payment_mode(chosen, sale.request.payment_mode) is not chosen:
+                raise StateError(f"sale {txn!r} offers only paymentMode "
+                                 f"{sale.request.payment_mode}: cannot end it with {outcome!r}")
             self._decide(sale, chosen, now)
             return sale
         void = sale.void

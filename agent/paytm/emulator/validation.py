@@ -49,8 +49,11 @@ DISPLAY_INFO_MAX_ENTRIES = 3  # Map(3), reference §10.1
 DISPLAY_INFO_MAX_KEY = 10  # per-entry limits Unconfirmed: the reference's defaults
 DISPLAY_INFO_MAX_VALUE = 20
 TIMEOUT_CONFIG_MIN, TIMEOUT_CONFIG_MAX = 1, 60
-PAYMENT_MODES = frozenset({"ALL", "CARD", "QR"})
-SPLIT_TYPES = frozenset({"AT_TXN", "POST_FACTO"})
+MODE_ALL, MODE_CARD, MODE_QR = "ALL", "CARD", "QR"  # reference §10.6
+PAYMENT_MODES = frozenset({MODE_ALL, MODE_CARD, MODE_QR})
+# The Sale page lists AT_TXN and POST_FACTO for splitType, and its own 1825 text says
+# "if splitType is other than AT_TXN, POST_TXN" (seed 003): all three are accepted.
+SPLIT_TYPES = frozenset({"AT_TXN", "POST_FACTO", "POST_TXN"})
 SUB_WALLET_TYPES = frozenset({
     "FOOD", "GIFT", "MULTI_PURPOSE_GIFT", "TOLL", "CLOSED_LOOP_WALLET", "CLOSED_LOOP_SUB_WALLET",
     "FUEL", "INTERNATIONAL_FUNDS_TRANSFER", "CASHBACK", "GIFT_VOUCHER", "COMMUNICATION",
@@ -81,6 +84,7 @@ class SaleRequest:
     reference: str | None
     extended_info: object  # merchantExtendedInfo as sent, echoed by Status Enquiry
     extend_info: object  # extendInfo as sent, echoed as `extendedInfo`
+    payment_mode: str = MODE_ALL  # ALL, CARD or QR: what the terminal offers the customer
 
 
 @dataclass(frozen=True, slots=True)
@@ -225,6 +229,7 @@ def parse_sale(body: JsonObject) -> SaleRequest:
         _check_extended_info(extended_info)
     extend_info = _object_or_text(body, "extendInfo", MAX_EXTENDED_INFO)
     _check_flat_options(body)
+    mode = _chosen_payment_mode(extended_info, body)
     _check_display_info(body.get("displayInfo"))
     _check_print_info(body.get("printInfo"))
     _check_gst(body.get("gstInformation"))
@@ -233,7 +238,7 @@ def parse_sale(body: JsonObject) -> SaleRequest:
     _matching(body, "retryCount", _RETRY_COUNT_RE)
     return SaleRequest(mid=mid, tid=tid, txn=txn, amount=amount, date_time=date_time,
                        reference=reference, extended_info=extended_info,
-                       extend_info=extend_info)
+                       extend_info=extend_info, payment_mode=mode)
 
 
 def parse_status(body: JsonObject) -> StatusRequest:
@@ -274,6 +279,17 @@ def _check_extended_info(info: Mapping[str, object]) -> None:
             _payment_mode(value, f"merchantExtendedInfo.{key}")
         elif key.lower() == "autoaccept":
             _auto_accept(value, f"merchantExtendedInfo.{key}")
+
+
+def _chosen_payment_mode(extended_info: object, body: JsonObject) -> str:
+    """merchantExtendedInfo's paymentMode (any spelling of the key, any case of the value,
+    reference §10.6), else the top-level one Odoo also sends (§4.2), else ALL."""
+    if isinstance(extended_info, dict):
+        for key, value in extended_info.items():
+            if key.lower() == "paymentmode" and isinstance(value, str):
+                return value.upper()
+    flat = body.get("paymentMode")
+    return flat.upper() if isinstance(flat, str) else MODE_ALL
 
 
 def _check_flat_options(body: JsonObject) -> None:

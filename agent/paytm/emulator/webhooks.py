@@ -32,6 +32,7 @@ import aiohttp
 
 from agent.paytm.checksum import generate, generate_params
 from agent.paytm.emulator.clock import Instant, SimClock
+from agent.paytm.emulator.money import rupees
 from agent.paytm.emulator.pg_state import (
     CODE_CLOSED,
     CODE_DECLINED,
@@ -43,9 +44,10 @@ from agent.paytm.emulator.pg_state import (
 )
 from agent.paytm.emulator.settings import EmulatorSettings
 from agent.paytm.emulator.state import StateError
-from agent.receipts import rupees_plain
 
 log = logging.getLogger(__name__)
+
+COMPACT = (",", ":")  # json.dumps separators: no spaces, as Paytm sends
 
 WEBHOOK_TIMEOUT_S = 5.0
 MAX_DUPLICATES = 10
@@ -97,7 +99,7 @@ def _fields(order: LinkOrder) -> dict[str, str]:
         "ORDERID": order.order_id,
         "MID": order.mid,
         "TXNID": payment.txn_id if payment else "",
-        "TXNAMOUNT": rupees_plain(order.request.amount_paise),
+        "TXNAMOUNT": rupees(order.request.amount_paise),
         "CURRENCY": "INR",
         "PAYMENTMODE": payment.payment_mode if payment else "",
         "TXNDATE": payment.txn_date if payment else (
@@ -190,10 +192,12 @@ class WebhookSender:
         sent = _tamper(fields) if tampered else fields
         if self.shape == "json":
             # Signed over the genuine body; a tampered copy carries the altered one.
+            # Compact, like every PG answer of the emulator (see pg.py).
             head = {"version": "v1",
-                    "signature": generate(json.dumps(_json_body(fields)), merchant.key)}
-            data = ('{"head": ' + json.dumps(head) + ', "body": '
-                    + json.dumps(_json_body(sent)) + "}").encode()
+                    "signature": generate(json.dumps(_json_body(fields), separators=COMPACT),
+                                          merchant.key)}
+            data = ('{"head":' + json.dumps(head, separators=COMPACT) + ',"body":'
+                    + json.dumps(_json_body(sent), separators=COMPACT) + "}").encode()
             content_type = JSON_TYPE
         else:
             checksum = generate_params(fields, merchant.key)
