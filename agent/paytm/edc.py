@@ -327,6 +327,11 @@ _ACCEPTED_WORDS = frozenset({"ACCEPTED_SUCCESS", "ACCEPTED"})
 _SUCCESS_WORDS = frozenset({"SUCCESS", "TXN_SUCCESS"})
 _FAILED_WORDS = frozenset({"FAIL", "FAILED", "FAILURE", "TXN_FAILURE"})
 _PENDING_WORDS = frozenset({"PENDING"})
+# Failure names in the resultMsg column of the Sale page's table (seed 003): a gateway that
+# moves them to resultCode still says "refused".
+_REQUEST_FAILED_WORDS = _FAILED_WORDS | frozenset({
+    "SYSTEM_ERROR", "BLOCKED_MERCHANT", "NOT_FOUND", "MERCHANT_CONFIGURATION_ERROR",
+    "MERCHANT_BLOCKED"})
 _ACCEPTED_CODE = "0009"
 _SUCCESS_CODE = "0000"
 _NOT_FOUND_CODE = "0404"
@@ -401,8 +406,10 @@ def parse_request_answer(document: object, txn: str | None = None) -> RequestAns
     for word in words:
         if word in _ACCEPTED_WORDS:
             opinions.add("accepted")
-        elif word in _FAILED_WORDS:
+        elif word in _REQUEST_FAILED_WORDS:
             opinions.add("failed")
+        else:  # a word we do not know says something we cannot read: never a decision
+            opinions.add("strange")
     code_id = info.code_id
     if code_id == _ACCEPTED_CODE:
         opinions.add("accepted")
@@ -436,6 +443,10 @@ def _status_state(info: ResultInfo, void: bool) -> StatusState:
             opinions.add("failed")
         elif word in _PENDING_WORDS:
             opinions.add("pending")
+        else:
+            # "DECLINED" next to an S, say: a word we do not know may contradict the
+            # letter, so the answer is "not understood — ask again", never final.
+            opinions.add("strange")
     known = EDC_STATUS_CODES.get(code_id)
     if code_id == _SUCCESS_CODE:
         opinions.add("success")
