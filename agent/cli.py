@@ -70,11 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return demo_main(args)
         if command == "emulator":
-            from agent.paytm.emulator.server import emulator_main
+            from agent.sim.paytm.server import emulator_main
 
             return emulator_main(args)
         if command == "register":
-            from agent.register.console import console_main
+            from agent.sim.register.console import console_main
 
             return console_main(args)
         if command == "hash-password":

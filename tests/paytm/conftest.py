@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from agent.paytm.checksum import ChecksumMode, MerchantKey, generate, generate_params
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings
 
 TID = DEMO_TIDS[0]
 TID2 = DEMO_TIDS[1]

@@ -35,7 +35,9 @@ from agent.paytm.edc import (
     StatusState,
     VoidRequest,
 )
-from agent.paytm.emulator import (
+from agent.paytm.http import make_session
+from agent.paytm.outcome import Answered, CallOutcome, NotSent, Unknown
+from agent.sim.paytm import (
     DEMO_INACTIVE_TID,
     DEMO_KEY,
     DEMO_MID,
@@ -46,8 +48,6 @@ from agent.paytm.emulator import (
     FaultKind,
     ResultStyle,
 )
-from agent.paytm.http import make_session
-from agent.paytm.outcome import Answered, CallOutcome, NotSent, Unknown
 
 TID, OTHER_TID = DEMO_TIDS
 READ_TIMEOUT_S = 5.0

@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 import paytmchecksum
 
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator
 
 KEY_TEXT = DEMO_KEY.secret_bytes.decode()
 IST = timezone(timedelta(hours=5, minutes=30))

@@ -25,10 +25,10 @@ from paytmpg.pg.Payment import Payment
 from paytmpg.pg.Refund import Refund
 
 from agent.paytm.clock import now_ist
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator
 from agent.paytm.outcome import Answered
 from agent.paytm.pg import PgClient
 from agent.paytm.pg_models import SendLinkRequest
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator
 from tests.paytm.test_pg_against_emulator import LINK_LIFETIME, POS, config
 
 DEMO_KEY_TEXT = DEMO_KEY.secret_bytes.decode()

@@ -10,11 +10,11 @@ import pytest
 
 from agent.paytm.clock import now_ist
 from agent.paytm.edc import EdcClient, SaleRequest
-from agent.paytm.emulator import DEMO_KEY, DEMO_TIDS, Emulator
 from agent.paytm.outcome import Answered
 from agent.paytm.pg import PgClient
 from agent.paytm.pg_models import SendLinkRequest
 from agent.paytm.pipeline import mask_phone, mask_phones
+from agent.sim.paytm import DEMO_KEY, DEMO_TIDS, Emulator
 from tests.paytm.test_pg_against_emulator import LINK_LIFETIME, POS, config
 
 PHONE = "9876543210"

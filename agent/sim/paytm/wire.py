@@ -14,10 +14,10 @@ from typing import Protocol
 
 from aiohttp import web
 
-from agent.paytm.emulator.clock import Instant
-from agent.paytm.emulator.context import EmulatorContext
-from agent.paytm.emulator.faults import Fault, FaultKind
-from agent.paytm.emulator.record import RecordedRequest
+from agent.sim.paytm.clock import Instant
+from agent.sim.paytm.context import EmulatorContext
+from agent.sim.paytm.faults import Fault, FaultKind
+from agent.sim.paytm.record import RecordedRequest
 
 log = logging.getLogger(__name__)
 

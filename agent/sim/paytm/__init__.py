@@ -1,7 +1,7 @@
 """Offline stand-in for Paytm's staging cloud: the EDC APIs and the PG APIs of
 All-in-One Payment Request (payment links, Transaction Status, refunds, webhooks).
 
-    from agent.paytm.emulator import Emulator, EmulatorSettings, Fault
+    from agent.sim.paytm import Emulator, EmulatorSettings, Fault
     emu = Emulator(EmulatorSettings(customer_delay_s=0))
     async with emu.serve() as base_url:   # "http://127.0.0.1:PORT"
         ...
@@ -12,19 +12,19 @@ All-in-One Payment Request (payment links, Transaction Status, refunds, webhooks
 See docs/emulator.md for the magic amounts, faults and codes.
 """
 
-from agent.paytm.emulator.app import Emulator
-from agent.paytm.emulator.clock import IST, Instant
-from agent.paytm.emulator.faults import Fault, FaultError, FaultKind
-from agent.paytm.emulator.magic import Behaviour, Outcome, behaviour_for
-from agent.paytm.emulator.pg_state import (
+from agent.sim.paytm.app import Emulator
+from agent.sim.paytm.clock import IST, Instant
+from agent.sim.paytm.faults import Fault, FaultError, FaultKind
+from agent.sim.paytm.magic import Behaviour, Outcome, behaviour_for
+from agent.sim.paytm.pg_state import (
     LinkBehaviour,
     LinkOutcome,
     LinkStatus,
     RefundStatus,
     link_behaviour_for,
 )
-from agent.paytm.emulator.record import RecordedRequest
-from agent.paytm.emulator.settings import (
+from agent.sim.paytm.record import RecordedRequest
+from agent.sim.paytm.settings import (
     DEMO_INACTIVE_TID,
     DEMO_KEY,
     DEMO_MERCHANT,
@@ -36,9 +36,9 @@ from agent.paytm.emulator.settings import (
     Terminal,
     demo_bench_tid,
 )
-from agent.paytm.emulator.state import StateError, UnknownError
-from agent.paytm.emulator.webhooks import WebhookDelivery
-from agent.paytm.emulator.wire import MAX_BODY_BYTES
+from agent.sim.paytm.state import StateError, UnknownError
+from agent.sim.paytm.webhooks import WebhookDelivery
+from agent.sim.paytm.wire import MAX_BODY_BYTES
 
 __all__ = [
     "DEMO_INACTIVE_TID",

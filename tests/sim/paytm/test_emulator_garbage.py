@@ -10,10 +10,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.paytm.checksum import generate_params
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
-from agent.paytm.emulator.clock import Instant
-from agent.paytm.emulator.edc import EdcService
-from agent.paytm.emulator.state import EdcState
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
+from agent.sim.paytm.clock import Instant
+from agent.sim.paytm.edc import EdcService
+from agent.sim.paytm.state import EdcState
 from tests.paytm.conftest import STAMP, TID, RawPaytm
 
 SYSTEM_ERROR = "0012"  # what the emulator answers if one of its own checks crashed

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from agent.paytm.emulator.clock import Instant
-from agent.paytm.emulator.magic import (
+from agent.sim.paytm.clock import Instant
+from agent.sim.paytm.magic import (
     FAILURE_REASONS,
     Behaviour,
     Outcome,
@@ -26,8 +26,8 @@ from agent.paytm.emulator.magic import (
     natural_outcome,
     payment_details,
 )
-from agent.paytm.emulator.settings import EmulatorSettings
-from agent.paytm.emulator.validation import (
+from agent.sim.paytm.settings import EmulatorSettings
+from agent.sim.paytm.validation import (
     CODE_INVALID,
     MODE_QR,
     Refused,

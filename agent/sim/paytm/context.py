@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from agent.paytm.emulator.clock import SimClock
-from agent.paytm.emulator.faults import FaultQueue
-from agent.paytm.emulator.pg_state import PgState
-from agent.paytm.emulator.record import Recorder
-from agent.paytm.emulator.settings import EmulatorSettings
-from agent.paytm.emulator.state import EdcState
+from agent.sim.paytm.clock import SimClock
+from agent.sim.paytm.faults import FaultQueue
+from agent.sim.paytm.pg_state import PgState
+from agent.sim.paytm.record import Recorder
+from agent.sim.paytm.settings import EmulatorSettings
+from agent.sim.paytm.state import EdcState
 
 
 @dataclass(slots=True)

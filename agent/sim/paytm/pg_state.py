@@ -24,9 +24,9 @@ import random
 from dataclasses import dataclass, field
 from enum import Enum, StrEnum
 
-from agent.paytm.emulator.clock import Instant
-from agent.paytm.emulator.settings import EmulatorSettings
-from agent.paytm.emulator.state import EdcState, StateError, UnknownError
+from agent.sim.paytm.clock import Instant
+from agent.sim.paytm.settings import EmulatorSettings
+from agent.sim.paytm.state import EdcState, StateError, UnknownError
 
 # Codes the PG module answers (see agent.paytm.pg_models.LINK_CODES, agent.paytm.codes).
 CODE_DUPLICATE_ORDER = "325"

@@ -25,10 +25,11 @@ from datetime import datetime
 from aiohttp import web
 
 from agent.paytm.checksum import MerchantKey, generate, verify
-from agent.paytm.emulator.clock import IST, TIMESTAMP_FORMAT, Instant
-from agent.paytm.emulator.context import EmulatorContext
-from agent.paytm.emulator.money import rupees
-from agent.paytm.emulator.pg_state import (
+from agent.paytm.jsontext import member_text
+from agent.sim.paytm.clock import IST, TIMESTAMP_FORMAT, Instant
+from agent.sim.paytm.context import EmulatorContext
+from agent.sim.paytm.money import rupees
+from agent.sim.paytm.pg_state import (
     CODE_BANK_PENDING,
     CODE_CLOSED,
     CODE_DECLINED,
@@ -46,10 +47,9 @@ from agent.paytm.emulator.pg_state import (
     RefundApply,
     RefundStatus,
 )
-from agent.paytm.emulator.settings import EmulatorSettings
-from agent.paytm.emulator.webhooks import WebhookSender
-from agent.paytm.emulator.wire import HTTP_TOO_LARGE, MAX_BODY_BYTES, ApiReply, Parsed, serve_call
-from agent.paytm.jsontext import member_text
+from agent.sim.paytm.settings import EmulatorSettings
+from agent.sim.paytm.webhooks import WebhookSender
+from agent.sim.paytm.wire import HTTP_TOO_LARGE, MAX_BODY_BYTES, ApiReply, Parsed, serve_call
 
 log = logging.getLogger(__name__)
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from agent.paytm.emulator import Behaviour, EmulatorSettings, Outcome, behaviour_for
-from agent.paytm.emulator.clock import Instant, SimClock
-from agent.paytm.emulator.state import EdcState, StateError, StatusKind
-from agent.paytm.emulator.validation import Refused, SaleRequest, StatusRequest, VoidRequest
+from agent.sim.paytm import Behaviour, EmulatorSettings, Outcome, behaviour_for
+from agent.sim.paytm.clock import Instant, SimClock
+from agent.sim.paytm.state import EdcState, StateError, StatusKind
+from agent.sim.paytm.validation import Refused, SaleRequest, StatusRequest, VoidRequest
 
 MID, TID = "TESTMID00000000000001", "12345678"
 T0 = Instant(100.0, 1_704_085_200.0)  # 2024-01-01 10:30:00 IST

@@ -17,8 +17,8 @@ import sys
 from agent.config import load_config
 from agent.errors import ConfigError
 from agent.keyfile import load_merchant_key
-from agent.paytm.emulator.app import Emulator
-from agent.paytm.emulator.settings import EmulatorSettings, Merchant, Terminal
+from agent.sim.paytm.app import Emulator
+from agent.sim.paytm.settings import EmulatorSettings, Merchant, Terminal
 
 LISTEN_HOST = "127.0.0.1"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

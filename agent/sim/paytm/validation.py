@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from agent.paytm.emulator.clock import TIMESTAMP_FORMAT
+from agent.sim.paytm.clock import TIMESTAMP_FORMAT
 
 CODE_INVALID = "0002"
 CODE_DISPLAY_INFO = "1810"

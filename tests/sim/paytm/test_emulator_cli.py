@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from agent.paytm.checksum import ChecksumMode, MerchantKey
-from agent.paytm.emulator.server import emulator_main, settings_from_args
+from agent.sim.paytm.server import emulator_main, settings_from_args
 from tests.paytm.conftest import RawPaytm
 
 STARTUP_TIMEOUT_S = 20.0  # generous: two cores shared with other test runs

@@ -33,13 +33,13 @@ from dataclasses import asdict
 
 from aiohttp import web
 
-from agent.paytm.emulator.context import EmulatorContext
-from agent.paytm.emulator.faults import ANY_API, Fault, FaultError
-from agent.paytm.emulator.money import rupees
-from agent.paytm.emulator.pg_state import LinkOrder, Refund, RefundStatus
-from agent.paytm.emulator.record import RecordedRequest
-from agent.paytm.emulator.state import Sale, StateError, UnknownError
-from agent.paytm.emulator.webhooks import WebhookDelivery, WebhookSender
+from agent.sim.paytm.context import EmulatorContext
+from agent.sim.paytm.faults import ANY_API, Fault, FaultError
+from agent.sim.paytm.money import rupees
+from agent.sim.paytm.pg_state import LinkOrder, Refund, RefundStatus
+from agent.sim.paytm.record import RecordedRequest
+from agent.sim.paytm.state import Sale, StateError, UnknownError
+from agent.sim.paytm.webhooks import WebhookDelivery, WebhookSender
 
 CONTROL_PREFIX = "/_emulator"
 HTTP_BAD_REQUEST, HTTP_NOT_FOUND, HTTP_CONFLICT = 400, 404, 409

@@ -15,12 +15,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from agent.paytm.checksum import MerchantKey, generate
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, Fault
-from agent.paytm.emulator.clock import Instant
-from agent.paytm.emulator.pg import PgService, pg_paths
-from agent.paytm.emulator.pg_state import PgState
-from agent.paytm.emulator.state import EdcState
 from agent.paytm.jsontext import member_text
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, Fault
+from agent.sim.paytm.clock import Instant
+from agent.sim.paytm.pg import PgService, pg_paths
+from agent.sim.paytm.pg_state import PgState
+from agent.sim.paytm.state import EdcState
 
 DEMO_KEY_TEXT = DEMO_KEY.secret_bytes.decode()
 PATHS = pg_paths()

@@ -7,7 +7,7 @@ import json
 import aiohttp
 import pytest
 
-from agent.paytm.emulator import Emulator, Fault, FaultError, FaultKind
+from agent.sim.paytm import Emulator, Fault, FaultError, FaultKind
 from tests.paytm.conftest import RawPaytm
 
 # What a client library sees when the server closes the socket without answering.

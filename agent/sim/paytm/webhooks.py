@@ -31,9 +31,9 @@ from urllib.parse import urlencode
 import aiohttp
 
 from agent.paytm.checksum import generate, generate_params
-from agent.paytm.emulator.clock import Instant, SimClock
-from agent.paytm.emulator.money import rupees
-from agent.paytm.emulator.pg_state import (
+from agent.sim.paytm.clock import Instant, SimClock
+from agent.sim.paytm.money import rupees
+from agent.sim.paytm.pg_state import (
     CODE_CLOSED,
     CODE_DECLINED,
     CODE_PAID,
@@ -42,8 +42,8 @@ from agent.paytm.emulator.pg_state import (
     PgState,
     pg_time,
 )
-from agent.paytm.emulator.settings import EmulatorSettings
-from agent.paytm.emulator.state import StateError
+from agent.sim.paytm.settings import EmulatorSettings
+from agent.sim.paytm.state import StateError
 
 log = logging.getLogger(__name__)
 

@@ -14,21 +14,21 @@ from contextlib import asynccontextmanager
 
 from aiohttp import web
 
-from agent.paytm.emulator.context import EmulatorContext
-from agent.paytm.emulator.control import (
+from agent.sim.paytm.context import EmulatorContext
+from agent.sim.paytm.control import (
     Control,
     control_routes,
     link_json,
     refund_json,
     sale_json,
 )
-from agent.paytm.emulator.edc import edc_routes
-from agent.paytm.emulator.faults import Fault
-from agent.paytm.emulator.pg import pg_routes
-from agent.paytm.emulator.record import RecordedRequest
-from agent.paytm.emulator.settings import EmulatorSettings
-from agent.paytm.emulator.webhooks import WebhookDelivery, WebhookSender
-from agent.paytm.emulator.wire import MAX_BODY_BYTES
+from agent.sim.paytm.edc import edc_routes
+from agent.sim.paytm.faults import Fault
+from agent.sim.paytm.pg import pg_routes
+from agent.sim.paytm.record import RecordedRequest
+from agent.sim.paytm.settings import EmulatorSettings
+from agent.sim.paytm.webhooks import WebhookDelivery, WebhookSender
+from agent.sim.paytm.wire import MAX_BODY_BYTES
 
 EMULATOR_KEY = web.AppKey("emulator", EmulatorContext)
 # Handlers still running at shutdown (an injected delay, a client that hung up) get this
@@ -171,7 +171,7 @@ class Emulator:
     def configure_webhooks(self, *, url: str | None = None, shape: str | None = None,
                            duplicates: int | None = None, reverse: bool | None = None,
                            hold: bool | None = None, enabled: bool = True) -> None:
-        """Where and how callbacks go; see agent/paytm/emulator/webhooks.py."""
+        """Where and how callbacks go; see agent/sim/paytm/webhooks.py."""
         self._webhooks.configure(url=url, shape=shape, duplicates=duplicates,
                                  reverse=reverse, hold=hold, enabled=enabled)
 

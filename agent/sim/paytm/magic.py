@@ -20,7 +20,7 @@ import random
 from dataclasses import dataclass
 from enum import Enum, StrEnum
 
-from agent.paytm.emulator.clock import Instant
+from agent.sim.paytm.clock import Instant
 
 
 class Behaviour(Enum):

@@ -19,13 +19,14 @@ from dataclasses import replace
 from aiohttp import web
 
 from agent.paytm.checksum import ChecksumMode, MerchantKey, verify, verify_params
-from agent.paytm.emulator.clock import Instant
-from agent.paytm.emulator.codes import ANSWERS
-from agent.paytm.emulator.context import EmulatorContext
-from agent.paytm.emulator.magic import ACQUIRING_BANK, Behaviour
-from agent.paytm.emulator.settings import EmulatorSettings, ResultStyle
-from agent.paytm.emulator.state import EdcState, Sale, StatusKind, StatusView
-from agent.paytm.emulator.validation import (
+from agent.paytm.jsontext import member_text
+from agent.sim.paytm.clock import Instant
+from agent.sim.paytm.codes import ANSWERS
+from agent.sim.paytm.context import EmulatorContext
+from agent.sim.paytm.magic import ACQUIRING_BANK, Behaviour
+from agent.sim.paytm.settings import EmulatorSettings, ResultStyle
+from agent.sim.paytm.state import EdcState, Sale, StatusKind, StatusView
+from agent.sim.paytm.validation import (
     CODE_INVALID,
     JsonObject,
     Refused,
@@ -37,14 +38,13 @@ from agent.paytm.emulator.validation import (
     parse_status,
     parse_void,
 )
-from agent.paytm.emulator.wire import (
+from agent.sim.paytm.wire import (
     HTTP_TOO_LARGE,
     MAX_BODY_BYTES,
     ApiReply,
     Parsed,
     serve_call,
 )
-from agent.paytm.jsontext import member_text
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,12 @@ import re
 import pytest
 
 from agent.link.layer import Link
-from agent.register.client import Received, RegisterClient, Sent, TranscriptEvent
 from agent.register.codec import message_id
-from agent.register.commands import CommandParser, parse_script
-from agent.register.console import Transcript, run_console, wait_connected
 from agent.register.ids import IdSource
 from agent.register.messages import Accepted, Ping, Pong, Result, Sale
+from agent.sim.register.client import Received, RegisterClient, Sent, TranscriptEvent
+from agent.sim.register.commands import CommandParser, parse_script
+from agent.sim.register.console import Transcript, run_console, wait_connected
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport

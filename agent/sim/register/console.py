@@ -1,8 +1,8 @@
 """`edc-agent register --link URL`: a register console for integrators and the demo.
 
 Three layers, so each can be used (and tested) alone:
-- `agent.register.commands`: text lines → commands (pure);
-- `agent.register.client.RegisterClient`: a register speaking the protocol (no printing);
+- `agent.sim.register.commands`: text lines → commands (pure);
+- `agent.sim.register.client.RegisterClient`: a register speaking the protocol (no printing);
 - here: `Transcript` prints every frame readably (and in hex with `--hex`), `Console`
   runs commands against a client, `console_main` wires a link URL to them.
 
@@ -26,10 +26,7 @@ from agent.errors import AgentError, ConfigError, LinkError, TransportError, Und
 from agent.link.codec import encode_frame
 from agent.link.layer import Link
 from agent.logs import setup_logging
-from agent.register import commands as cmd
-from agent.register.client import Exchange, Received, RegisterClient, Sent, TranscriptEvent
 from agent.register.codec import message_id
-from agent.register.commands import CommandError, CommandParser, ScriptError, paise_to_rupees
 from agent.register.messages import (
     Accepted,
     Error,
@@ -47,6 +44,9 @@ from agent.register.messages import (
     Status,
     Void,
 )
+from agent.sim.register import commands as cmd
+from agent.sim.register.client import Exchange, Received, RegisterClient, Sent, TranscriptEvent
+from agent.sim.register.commands import CommandError, CommandParser, ScriptError, paise_to_rupees
 from drivers.base import Transport, TransportState
 from drivers.url import LinkSpec, parse_link_url
 

@@ -6,7 +6,18 @@ import re
 
 import pytest
 
-from agent.register.commands import (
+from agent.register.ids import IdSource
+from agent.register.messages import (
+    Last,
+    Paylink,
+    Ping,
+    Refund,
+    Resend,
+    Sale,
+    Status,
+    Void,
+)
+from agent.sim.register.commands import (
     CommandError,
     CommandParser,
     Help,
@@ -20,17 +31,6 @@ from agent.register.commands import (
     paise_to_rupees,
     parse_script,
     rupees_to_paise,
-)
-from agent.register.ids import IdSource
-from agent.register.messages import (
-    Last,
-    Paylink,
-    Ping,
-    Refund,
-    Resend,
-    Sale,
-    Status,
-    Void,
 )
 
 TXN = "T1234567"

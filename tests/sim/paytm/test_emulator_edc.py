@@ -9,7 +9,7 @@ import aiohttp
 import pytest
 
 from agent.paytm.checksum import ChecksumMode, MerchantKey, generate
-from agent.paytm.emulator import (
+from agent.sim.paytm import (
     DEMO_INACTIVE_TID,
     DEMO_MID,
     Emulator,
