@@ -48,6 +48,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--wait-s", type=float, default=60.0, metavar="S",
                    help="how long to wait for a final result (default 60)")
 
+    p = sub.add_parser("certify", help="go-live checks against the configured Paytm "
+                       "(exit 0 all passed, 1 a check failed, 2 bad config)")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+    p.add_argument("--report", metavar="FILE.md", help="also write the report as Markdown")
+    p.add_argument("--sale", metavar="PAISE",
+                   help="one guided sale of PAISE (and its void) on every lane's terminal; "
+                        "staging and loopback only unless --production")
+    p.add_argument("--production", action="store_true",
+                   help="allow --sale against Paytm's production hosts (real money)")
+
     sub.add_parser("hash-password", help="print the hash to put in http.password_hash")
     sub.add_parser("ports", help="serial ports and USB devices this machine sees")
     return parser
@@ -77,6 +87,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.sim.register.console import console_main
 
             return console_main(args)
+        if command == "certify":
+            from agent.certify import certify_main
+
+            return certify_main(args)
         if command == "hash-password":
             from agent.passwords import hash_password_main
 

@@ -9,6 +9,7 @@ task; the emulator closes it when it stops serving.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -69,15 +70,21 @@ class Emulator:
 
     @property
     def base_url(self) -> str:
-        """"http://127.0.0.1:PORT" while `serve()` is running."""
+        """"http://127.0.0.1:PORT" (https with a certificate) while `serve()` is running."""
         if self._base_url is None:
             raise RuntimeError("the emulator is not serving")
         return self._base_url
 
     @asynccontextmanager
     async def serve(self, host: str = "127.0.0.1", port: int = 0, *,
-                    access_log: bool = False) -> AsyncIterator[str]:
-        """Serve until the block ends; yields the base URL (port 0 picks a free port)."""
+                    access_log: bool = False,
+                    ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[str]:
+        """Serve until the block ends; yields the base URL (port 0 picks a free port).
+
+        With `ssl_context` (a server context holding a certificate) it serves https, as
+        Paytm does: `edc-agent certify` and the agent's TLS checks can then be tried
+        against a self-signed certificate given to the agent as `paytm.ca_file`.
+        """
         if self._base_url is not None:
             raise RuntimeError("the emulator is already serving")
         if access_log:
@@ -88,11 +95,12 @@ class Emulator:
                                    shutdown_timeout=SHUTDOWN_TIMEOUT_S, access_log=None)
         await runner.setup()
         try:
-            site = web.TCPSite(runner, host, port)
+            site = web.TCPSite(runner, host, port, ssl_context=ssl_context)
             await site.start()
             bound_host, bound_port = runner.addresses[0][:2]
             shown = f"[{bound_host}]" if ":" in str(bound_host) else str(bound_host)
-            self._base_url = f"http://{shown}:{bound_port}"
+            scheme = "https" if ssl_context is not None else "http"
+            self._base_url = f"{scheme}://{shown}:{bound_port}"
             yield self._base_url
         finally:
             self._base_url = None

@@ -86,8 +86,9 @@ def result_info(code: str, style: ResultStyle, message: str | None = None) -> di
 
 
 def refusal_detail(refusal: Refused) -> str | None:
-    """What was wrong, for DETAIL_FIELD: the field and, where useful, a short reason."""
-    if refusal.field is None and refusal.detail is None:
+    """What was wrong, for DETAIL_FIELD: the field and, where useful, a short reason. Only
+    for 0002, whose text names nothing; every other code says what it is about."""
+    if refusal.code != CODE_INVALID or (refusal.field is None and refusal.detail is None):
         return None
     text = refusal.field or "request"
     return text + (f" ({refusal.detail})" if refusal.detail else "")
