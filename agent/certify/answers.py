@@ -42,7 +42,7 @@ def check_clock(observations: Iterable[Observation], findings: Findings) -> None
             continue
         skew = (o.server_time - o.local_time).total_seconds()
         details.append(f"{o.family} {o.what}: Paytm {o.server_time:%Y-%m-%d %H:%M:%S} IST, "
-                       f"ours {skew:+.0f} s off")
+                       f"Paytm minus this PC {skew:+.0f} s")
         if abs(skew) > abs(worst):
             worst = skew
     off = abs(worst)

@@ -90,9 +90,7 @@ async def _one_lane(config: Config, client: EdcClient, lane: LaneConfig, paise: 
         findings.add(SECTION, name, Verdict.FAIL, "the sale had no final status within "
                      f"{config.polling.unknown_after_s:g} s (polling.unknown_after_s)")
         return
-    receipt = _receipt(config, lane, sale, final)
-    for line in receipt:
-        say("    | " + line)
+    receipt = _receipt(config, lane, sale, final)  # printed with the check's details
     if final.state is not StatusState.SUCCESS:
         findings.add(SECTION, name, Verdict.FAIL, f"the sale failed: {final.code} "
                      f"{final.message}", ["Receipt:", *receipt])
