@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="how long the simulated customer takes to pay (default 0)")
     p.add_argument("--webhook-url", metavar="URL", default=None,
                    help="post Paytm's S2S payment callbacks to this URL (the agent's [webhook])")
+    p.add_argument("--clock-offset-s", type=float, default=None, metavar="S",
+                   help="run Paytm's clock S seconds off this PC's (try edc-agent certify)")
 
     p = sub.add_parser("register", help="register console: send requests by hand or script")
     p.add_argument("--link", required=True, metavar="URL",

@@ -13,6 +13,7 @@ import logging
 import math
 import signal
 import sys
+import time
 
 from agent.config import load_config
 from agent.errors import ConfigError
@@ -24,13 +25,26 @@ LISTEN_HOST = "127.0.0.1"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
+# A day either way: enough to show a PC's wrong clock, short of dates that make no sense.
+MAX_CLOCK_OFFSET_S = 86400.0
+
+
 def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     """Raises ConfigError (naming the problem) for a bad config, key file or delay."""
     delay = args.customer_delay_s if args.customer_delay_s is not None else 0.0
     if not (math.isfinite(delay) and delay >= 0):
         raise ConfigError([f"--customer-delay-s must be ≥ 0 seconds (got {delay})"])
+    offset = getattr(args, "clock_offset_s", None) or 0.0
+    if not (math.isfinite(offset) and abs(offset) <= MAX_CLOCK_OFFSET_S):
+        raise ConfigError([f"--clock-offset-s must be within ±{MAX_CLOCK_OFFSET_S:g} seconds "
+                           f"(got {offset})"])
+
+    def wall_clock() -> float:  # Paytm's clock as this emulator shows it (certify's check)
+        return time.time() + offset
+
     if args.config is None:
-        return EmulatorSettings(customer_delay_s=delay, webhook_url=args.webhook_url)
+        return EmulatorSettings(customer_delay_s=delay, webhook_url=args.webhook_url,
+                                wall_clock=wall_clock)
     config = load_config(args.config)
     key = load_merchant_key(config.paytm.merchant_key_file)
     terminals: dict[str, Terminal] = {}
@@ -39,7 +53,7 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
     merchant = Merchant(mid=config.paytm.mid, key=key, terminals=tuple(terminals.values()))
     return EmulatorSettings(merchants=(merchant,), checksum_mode=config.paytm.checksum_mode,
                             customer_delay_s=delay, resend_path=config.paytm.resend_path,
-                            webhook_url=args.webhook_url)
+                            webhook_url=args.webhook_url, wall_clock=wall_clock)
 
 
 def emulator_main(args: argparse.Namespace) -> int:

@@ -8,12 +8,14 @@ import os
 import re
 import signal
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import aiohttp
 import pytest
 
+from agent.errors import ConfigError
 from agent.paytm.checksum import ChecksumMode, MerchantKey
 from agent.sim.paytm.server import emulator_main, settings_from_args
 from tests.paytm.conftest import RawPaytm
@@ -126,3 +128,13 @@ def test_negative_delay_and_bad_port_exit_2(capsys: pytest.CaptureFixture[str]) 
     assert emulator_main(_args(port=70000)) == 2
     err = capsys.readouterr().err
     assert "--customer-delay-s" in err and "--port" in err
+
+
+def test_clock_offset_moves_paytms_clock() -> None:
+    args = _args()
+    args.clock_offset_s = 600.0
+    settings = settings_from_args(args)
+    assert abs(settings.wall_clock() - time.time() - 600.0) < 5
+    args.clock_offset_s = float("nan")
+    with pytest.raises(ConfigError, match="clock-offset-s"):
+        settings_from_args(args)
