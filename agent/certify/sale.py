@@ -24,6 +24,7 @@ from agent.paytm.edc import (
     VoidRequest,
 )
 from agent.paytm.outcome import Answered, CallOutcome
+from agent.paytm.pg_models import check_paise
 from agent.receipts import ReceiptData, build_receipt, rupees
 
 SECTION = "Sale"
@@ -38,7 +39,7 @@ def check_sale_allowed(config: Config, paise: str, production: bool) -> None:
     """ConfigError (exit 2) when the guided sale may not run: money on a production host
     without --production, a malformed amount, no lane."""
     try:
-        SaleRequest(tid="12345678", txn=probe_id(), amount=paise, txn_time=now_ist())
+        check_paise(paise, "transactionAmount")  # the agent's one rule for paise
     except FieldError as exc:
         raise ConfigError([f"--sale {paise}: {exc.message}"]) from None
     if not config.lanes:

@@ -23,6 +23,7 @@ import random
 import threading
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import TypeVar, cast
 
 from Crypto.Cipher import AES
 
@@ -47,6 +48,9 @@ _salt_random = random.Random()
 # uniformly, in two lookups (much cheaper than four `choice` calls).
 _SALT_PAIRS = tuple(a + b for a in SALT_ALPHABET for b in SALT_ALPHABET)
 _SALT_COUNT = len(_SALT_PAIRS) ** 2
+
+
+T = TypeVar("T")
 
 
 class ChecksumMode(StrEnum):
@@ -173,16 +177,14 @@ def verify_params(params: Mapping[str, object], key: MerchantKey, checksum: str)
     such a value by Paytm's dict mode, which handles strings only.
     """
     try:
-        if not all(isinstance(k, str) and (v is None or isinstance(v, str))
-                   for k, v in params.items()):
-            return False
-        text = params_string(_without_checksum(params))  # type: ignore[arg-type]
-    except (TypeError, AttributeError):  # a Mapping whose items() misbehaves
+        # params_string refuses any value that is not a string (or None) with TypeError.
+        text = params_string(cast(Mapping[str, str | None], _without_checksum(params)))
+    except TypeError:  # also keys that cannot be sorted together
         return False
     return verify(text, key, checksum)
 
 
-def _without_checksum(params: Mapping[str, str | None]) -> Mapping[str, str | None]:
+def _without_checksum(params: Mapping[str, T]) -> Mapping[str, T]:
     if CHECKSUM_FIELD not in params:
         return params
     return {k: v for k, v in params.items() if k != CHECKSUM_FIELD}

@@ -49,7 +49,14 @@ from agent.sim.paytm.pg_state import (
 )
 from agent.sim.paytm.settings import EmulatorSettings
 from agent.sim.paytm.webhooks import WebhookSender
-from agent.sim.paytm.wire import HTTP_TOO_LARGE, MAX_BODY_BYTES, ApiReply, Parsed, serve_call
+from agent.sim.paytm.wire import (
+    COMPACT,
+    HTTP_TOO_LARGE,
+    MAX_BODY_BYTES,
+    ApiReply,
+    Parsed,
+    serve_call,
+)
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +99,6 @@ MAX_CLIENT_ID = 3
 MAX_VERSION = 4
 CHANNELS = frozenset({"WEB", "WAP"})
 HEAD_VERSION = "v1"  # answered when the request sent none (reference §12: "v1")
-COMPACT = (",", ":")  # json.dumps separators: no spaces, as Paytm's answers
 
 JsonObject = Mapping[str, object]
 

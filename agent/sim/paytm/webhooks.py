@@ -44,10 +44,9 @@ from agent.sim.paytm.pg_state import (
 )
 from agent.sim.paytm.settings import EmulatorSettings
 from agent.sim.paytm.state import StateError
+from agent.sim.paytm.wire import COMPACT
 
 log = logging.getLogger(__name__)
-
-COMPACT = (",", ":")  # json.dumps separators: no spaces, as Paytm sends
 
 WEBHOOK_TIMEOUT_S = 5.0
 MAX_DUPLICATES = 10

@@ -22,6 +22,9 @@ from agent.sim.paytm.record import RecordedRequest
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 64 * 1024  # far above any real EDC request; more is refused with 413
+# json.dumps separators of every signed PG document the emulator sends (answers and JSON
+# webhooks): no spaces, as Paytm sends them and as Paytm's SDK requires (see pg.py).
+COMPACT = (",", ":")
 HTTP_OK = 200
 HTTP_TOO_LARGE = 413
 HTTP_SERVER_ERROR = 500
