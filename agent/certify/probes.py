@@ -6,16 +6,19 @@ mode, then in JSON mode, then with a key that is not the merchant's. Any answer 
 not checking checksums, and nothing is proven). PG: a Transaction Status of a random order
 id — 334 / NO_RECORD_FOUND is the normal answer, 330 a refused signature.
 
-Every answer is kept (`Observation`) for the clock check and the answer-style check.
+Every probe goes through the agent's own signed-call pipeline (`agent.paytm.pipeline`), so
+what is proven is what the agent will do; every answer is kept (`Observation`) for the clock
+check and the answer-style check.
 """
 
 from __future__ import annotations
 
 import secrets
 import string
-import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from agent.certify.model import Findings, Verdict
 from agent.config import Config
@@ -26,14 +29,16 @@ from agent.paytm.edc import (
     StatusAnswer,
     StatusRequest,
     edc_envelope,
+    note_answer_checksum,
     parse_status_answer,
     response_time,
 )
-from agent.paytm.outcome import NotSent, Unknown
+from agent.paytm.outcome import Answered, ApiName, CallOutcome, NotSent, Unknown
 from agent.paytm.pg import STATUS_PATH as PG_STATUS_PATH
 from agent.paytm.pg import check_response_signature, pg_envelope
 from agent.paytm.pg_models import PgStatusAnswer, parse_pg_status_answer, pg_response_time
-from agent.paytm.transport import PaytmPoster, decode_text
+from agent.paytm.pipeline import Dialect, SignedCaller
+from agent.paytm.transport import PaytmPoster
 
 PROBE_PREFIX = "CERT"  # + random letters and digits: an id no sale or order can have
 PROBE_RANDOM_CHARS = 16
@@ -65,43 +70,51 @@ class Observation:
 class _Reply:
     observation: Observation | None
     answer: StatusAnswer | PgStatusAnswer | None
-    problem: str | None  # not sent / unknown / signature
+    problem: str | None  # not sent / unknown / untrusted
 
 
-async def _post(poster: PaytmPoster, family: str, what: str, url: str,
-                data: bytes) -> tuple[Observation | None, str | None, str | None]:
-    """(observation, text, problem)."""
-    started = time.monotonic()
+def _quiet(api: ApiName, subject: str, outcome: CallOutcome[Any], latency_s: float) -> None:
+    """Probes are reported by certify itself, not logged as calls of the agent."""
+
+
+async def _probe(poster: PaytmPoster, dialect: Dialect, family: str, what: str, api: ApiName,
+                 url: str, subject: str, body: Mapping[str, object],
+                 parse: Callable[[object], StatusAnswer | PgStatusAnswer | Unknown]) -> _Reply:
+    """One call through the agent's own signed-call pipeline, keeping the raw answer."""
+    received: list[object] = []
+
+    def keep(document: object) -> StatusAnswer | PgStatusAnswer | Unknown:
+        received.append(document)
+        return parse(document)
+
     sent_at = now_ist()
-    reply = await poster.post(url, data)
-    if isinstance(reply, NotSent):
-        return None, None, f"not sent: {reply.reason}"
-    if isinstance(reply, Unknown):
-        return None, None, f"no clear answer: {reply.reason}"
-    decoded = decode_text(reply.status, reply.raw)
-    if isinstance(decoded, Unknown):
-        return None, None, f"no clear answer: {decoded.reason}"
-    text, document = decoded
-    latency_s = time.monotonic() - started
-    server = response_time(document) if family == "EDC" else pg_response_time(document)
-    return (Observation(family, what, document, server,
-                        sent_at + timedelta(seconds=latency_s / 2), latency_s),
-            text, None)
+    outcome: CallOutcome[StatusAnswer | PgStatusAnswer] = await SignedCaller(
+        poster, dialect).call(api, url, subject, body, keep)
+    observation = None
+    if received and isinstance(outcome, Answered):
+        observation = Observation(family, what, received[0], outcome.server_time,
+                                  sent_at + timedelta(seconds=outcome.latency_s / 2),
+                                  outcome.latency_s)
+    match outcome:
+        case Answered(response=answer):
+            return _Reply(observation, answer, None)
+        case NotSent(reason=reason):
+            return _Reply(None, None, f"not sent: {reason}")
+        case Unknown(reason=reason):
+            return _Reply(None, None, f"no clear answer: {reason}")
 
 
 async def _edc_probe(config: Config, poster: PaytmPoster, key: MerchantKey,
                      mode: ChecksumMode, what: str) -> _Reply:
     request = StatusRequest(tid=config.lanes[0].tid, txn=probe_id(), txn_time=now_ist())
-    data = edc_envelope(request.body(config.paytm.mid), key, mode, config.paytm.channel_id)
-    observation, _, problem = await _post(poster, "EDC", what,
-                                          config.paytm.edc_base_url.rstrip("/") + STATUS_PATH,
-                                          data)
-    if observation is None:
-        return _Reply(None, None, problem)
-    parsed = parse_status_answer(observation.document, txn=request.txn)
-    if isinstance(parsed, Unknown):
-        return _Reply(observation, None, f"no clear answer: {parsed.reason}")
-    return _Reply(observation, parsed, None)
+    paytm = config.paytm
+    dialect = Dialect(
+        envelope=lambda body: edc_envelope(body, key, mode, paytm.channel_id),
+        verify=note_answer_checksum, server_time=response_time, describe=_quiet)
+    return await _probe(poster, dialect, "EDC", what, "status",
+                        paytm.edc_base_url.rstrip("/") + STATUS_PATH, request.txn,
+                        request.body(paytm.mid),
+                        lambda doc: parse_status_answer(doc, txn=request.txn))
 
 
 def _wrong_key(key: MerchantKey) -> MerchantKey:
@@ -185,26 +198,32 @@ async def check_pg(config: Config, poster: PaytmPoster, key: MerchantKey,
     name = "Key and MID (payment links)"
     uses_links = any(lane.pos_id for lane in config.lanes)
     order_id = probe_id()
-    data = pg_envelope({"mid": config.paytm.mid, "orderId": order_id}, key,
-                       config.paytm.client_id)
-    observation, text, problem = await _post(
-        poster, "PG", "transaction status", config.paytm.pg_base_url.rstrip("/")
-        + PG_STATUS_PATH, data)
+    untrusted: list[str] = []
+
+    def verify(text: str, document: object) -> Unknown | None:
+        refused = check_response_signature(text, document, key)
+        if refused is not None:
+            untrusted.append(refused.reason)
+        return refused
+
+    paytm = config.paytm
+    dialect = Dialect(envelope=lambda body: pg_envelope(body, key, paytm.client_id),
+                      verify=verify, server_time=pg_response_time, describe=_quiet)
+    reply = await _probe(poster, dialect, "PG", "transaction status", "pg_status",
+                         paytm.pg_base_url.rstrip("/") + PG_STATUS_PATH, order_id,
+                         {"mid": paytm.mid, "orderId": order_id},
+                         lambda doc: parse_pg_status_answer(doc, order_id))
     failure = Verdict.FAIL if uses_links else Verdict.WARN
     hint = [] if uses_links else ["No lane has a pos_id, so payment links are not used: "
                                   "this does not fail the run."]
-    if observation is None or text is None:
-        findings.add(section, name, failure, f"Transaction Status: {problem}", hint)
-        return []
-    untrusted = check_response_signature(text, observation.document, key)
-    if untrusted is not None:
+    if untrusted:
         findings.add(section, name, failure, "the answer's signature does not verify with our "
-                     "key: the merchant key is wrong", [untrusted.reason, *hint])
-        return [observation]
-    parsed = parse_pg_status_answer(observation.document, order_id)
-    if isinstance(parsed, Unknown):
-        findings.add(section, name, failure, f"no clear answer: {parsed.reason}", hint)
-        return [observation]
+                     "key: the merchant key is wrong", [*untrusted, *hint])
+        return []
+    if reply.observation is None or not isinstance(reply.answer, PgStatusAnswer):
+        findings.add(section, name, failure, f"Transaction Status: {reply.problem}", hint)
+        return []
+    observation, parsed = reply.observation, reply.answer
     said = (f"Transaction Status of a random order id answered {parsed.result.status or '?'} "
             f"{parsed.code} {parsed.message!r} in {observation.latency_s * 1000:.0f} ms")
     if parsed.code == PG_CHECKSUM_REFUSED:
