@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="how long the simulated customer takes to pay (default 0)")
     p.add_argument("--webhook-url", metavar="URL", default=None,
                    help="post Paytm's S2S payment callbacks to this URL (the agent's [webhook])")
+    p.add_argument("--clock-offset-s", type=float, default=None, metavar="S",
+                   help="run Paytm's clock S seconds off this PC's (try edc-agent certify)")
 
     p = sub.add_parser("register", help="register console: send requests by hand or script")
     p.add_argument("--link", required=True, metavar="URL",
@@ -47,6 +49,16 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hex", action="store_true", help="also print raw bytes in hex")
     p.add_argument("--wait-s", type=float, default=60.0, metavar="S",
                    help="how long to wait for a final result (default 60)")
+
+    p = sub.add_parser("certify", help="go-live checks against the configured Paytm "
+                       "(exit 0 all passed, 1 a check failed, 2 bad config)")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+    p.add_argument("--report", metavar="FILE.md", help="also write the report as Markdown")
+    p.add_argument("--sale", metavar="PAISE",
+                   help="one guided sale of PAISE (and its void) on every lane's terminal; "
+                        "staging and loopback only unless --production")
+    p.add_argument("--production", action="store_true",
+                   help="allow --sale against Paytm's production hosts (real money)")
 
     sub.add_parser("hash-password", help="print the hash to put in http.password_hash")
     sub.add_parser("ports", help="serial ports and USB devices this machine sees")
@@ -70,13 +82,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return demo_main(args)
         if command == "emulator":
-            from agent.paytm.emulator.server import emulator_main
+            from agent.sim.paytm.server import emulator_main
 
             return emulator_main(args)
         if command == "register":
-            from agent.register.console import console_main
+            from agent.sim.register.console import console_main
 
             return console_main(args)
+        if command == "certify":
+            from agent.certify import certify_main
+
+            return certify_main(args)
         if command == "hash-password":
             from agent.passwords import hash_password_main
 

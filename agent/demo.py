@@ -25,10 +25,8 @@ from agent.app import Agent, start_web_or_log
 from agent.config import Config, config_from_dict
 from agent.link.layer import Link
 from agent.logs import SECRETS
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
 from agent.paytm.outcome import CallRecord
 from agent.receipts import rupees
-from agent.register.client import Received, RegisterClient, Sent, TranscriptEvent
 from agent.register.codec import message_id
 from agent.register.messages import (
     Accepted,
@@ -44,6 +42,8 @@ from agent.register.messages import (
     Status,
     Void,
 )
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
+from agent.sim.register.client import Received, RegisterClient, Sent, TranscriptEvent
 from drivers.fd import FdTransport
 from drivers.url import LinkTimings
 

@@ -55,7 +55,7 @@ from bench.common import ROOT
 READY_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 10.0
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-DEMO_KEY_TEXT = "DEMOKEY123456789"  # agent.paytm.emulator.DEMO_KEY, as a key file holds it
+DEMO_KEY_TEXT = "DEMOKEY123456789"  # agent.sim.paytm.DEMO_KEY, as a key file holds it
 POLLING_FAST = {"first_check_s": 0, "interval_s": 0.001, "slow_after_s": 600,
                 "slow_interval_s": 0.01, "unknown_after_s": 600, "not_found_grace_s": 600}
 
@@ -152,7 +152,7 @@ class LaneSpec:
 def agent_config_text(*, base_url: str, journal: Path, key_file: Path,
                       lanes: Sequence[LaneSpec], polling: dict[str, float] | None = None,
                       log_level: str = "info") -> str:
-    from agent.paytm.emulator import DEMO_MID
+    from agent.sim.paytm import DEMO_MID
 
     lines = [
         "[paytm]",
@@ -502,7 +502,7 @@ class EmulatorHandle(Protocol):
 
 
 class TimedEmulator:
-    """agent.paytm.emulator.Emulator, plus per call the time its answer was ready.
+    """agent.sim.paytm.Emulator, plus per call the time its answer was ready.
 
     A middleware notes when the handler was entered (the request is in: leg 1 of a
     sale ends here) and when it returned its answer (aiohttp writes it to the socket
@@ -514,7 +514,7 @@ class TimedEmulator:
         from aiohttp import web
 
         from agent.paytm.edc import SALE_PATH, STATUS_PATH
-        from agent.paytm.emulator import Emulator, EmulatorSettings
+        from agent.sim.paytm import Emulator, EmulatorSettings
 
         self.emulator = Emulator(EmulatorSettings())
         self._apis = {SALE_PATH: "sale", STATUS_PATH: "status"}

@@ -31,16 +31,16 @@ from agent.app import Agent
 from agent.config import config_from_dict
 from agent.journal import Journal
 from agent.link.layer import Link
-from agent.paytm.emulator import (
+from agent.register.codec import message_id
+from agent.register.messages import Result, Sale
+from agent.sim.paytm import (
     DEMO_KEY,
     DEMO_MID,
     Emulator,
     EmulatorSettings,
     demo_bench_tid,
 )
-from agent.register.client import Received, RegisterClient, Sent, TranscriptEvent
-from agent.register.codec import message_id
-from agent.register.messages import Result, Sale
+from agent.sim.register.client import Received, RegisterClient, Sent, TranscriptEvent
 from bench.common import summary_ms, table, write_results
 from drivers.fd import FdTransport
 from drivers.url import LinkTimings

@@ -74,7 +74,7 @@ def journal_sales(path: Path, sales: int, lanes: int, *, durable: bool,
 async def _journal_sales(path: Path, sales: int, lanes: int, *, durable: bool,
                          start: float, span_s: float) -> dict[str, float]:
     from agent.journal import Journal, Kind, TxnState
-    from agent.paytm.emulator import demo_bench_tid
+    from agent.sim.paytm import demo_bench_tid
 
     clock = WallClock()
     journal = Journal(path, durable=durable, clock=clock)

@@ -48,9 +48,9 @@ from agent.link.codec import (  # noqa: E402
     FrameRejected,
     encode_frame,
 )
-from agent.paytm.emulator import demo_bench_tid  # noqa: E402
 from agent.register.codec import encode  # noqa: E402
 from agent.register.messages import Sale  # noqa: E402
+from agent.sim.paytm import demo_bench_tid  # noqa: E402
 
 CONNECT_TIMEOUT_S = 15.0
 SALE_TIMEOUT_S = 20.0

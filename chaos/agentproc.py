@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID
+from agent.sim.paytm import DEMO_KEY, DEMO_MID
 
 REPO: Final = Path(__file__).resolve().parent.parent
 TERM_WAIT_S: Final = 15.0  # SIGTERM drains within 5 s; a loaded box gets slack

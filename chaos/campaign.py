@@ -42,7 +42,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from agent.paytm.emulator import Emulator, EmulatorSettings, demo_bench_tid
+from agent.sim.paytm import Emulator, EmulatorSettings, demo_bench_tid
 from chaos.agentproc import AgentProcess, Timing, write_config
 from chaos.cloud import CloudLink
 from chaos.line import FaultCounts

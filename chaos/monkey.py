@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from agent.paytm.emulator import Emulator, Fault, StateError
+from agent.sim.paytm import Emulator, Fault, StateError
 from chaos.agentproc import AgentProcess
 from chaos.cloud import CloudLink
 

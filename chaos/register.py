@@ -24,7 +24,6 @@ from typing import Final
 
 from agent.errors import UndeliveredError
 from agent.link.layer import Link
-from agent.register.client import Received, RegisterClient, TranscriptEvent
 from agent.register.codec import message_id
 from agent.register.messages import (
     Accepted,
@@ -38,6 +37,7 @@ from agent.register.messages import (
     Sale,
     Status,
 )
+from agent.sim.register.client import Received, RegisterClient, TranscriptEvent
 from drivers.fd import FdTransport
 from drivers.url import LinkTimings
 

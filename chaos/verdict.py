@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
-from agent.paytm.emulator import Emulator, UnknownError
+from agent.sim.paytm import Emulator, UnknownError
 from chaos.register import Basket, SeenResult
 
 NOT_RECEIVED_CODE: Final = "0404"

@@ -17,8 +17,8 @@ import pytest
 from agent.app import Agent
 from agent.cli import main
 from agent.logs import SECRETS, Secrets, setup_logging
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, Fault
 from agent.register.messages import Ping, Pong, Result, Sale
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, Fault
 from drivers.base import TransportState
 from tests.engine.harness import WAIT_S, Pty, agent_config, register_on, stack
 

@@ -9,7 +9,9 @@ Two ways to form the input (reference §2.2):
 - *params* mode: values of the dict sorted by key, joined with "|", where None and
   "null" (any case) become "".
 
-Verification never raises: anything malformed is simply "not valid".
+Verification never raises: anything malformed is simply "not valid". Like
+`paytmchecksum` (whose base64 decoding discards whitespace), a checksum may carry ASCII
+whitespace anywhere — a line-wrapped or space-padded value from a form post still verifies.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import random
 import threading
 from collections.abc import Mapping
 from enum import StrEnum
+from typing import TypeVar, cast
 
 from Crypto.Cipher import AES
 
@@ -37,6 +40,7 @@ _BLOCK = 16
 _PAD = bytes([_CIPHERTEXT_LENGTH - _PLAINTEXT_LENGTH]) * (_CIPHERTEXT_LENGTH - _PLAINTEXT_LENGTH)
 _IV_INT = int.from_bytes(IV, "big")
 CHECKSUM_FIELD = "CHECKSUMHASH"
+_NO_WHITESPACE = str.maketrans("", "", " \t\n\r\x0b\x0c")
 
 # Salt needs no secrecy (it travels inside the ciphertext); it only has to vary.
 _salt_random = random.Random()
@@ -44,6 +48,9 @@ _salt_random = random.Random()
 # uniformly, in two lookups (much cheaper than four `choice` calls).
 _SALT_PAIRS = tuple(a + b for a in SALT_ALPHABET for b in SALT_ALPHABET)
 _SALT_COUNT = len(_SALT_PAIRS) ** 2
+
+
+T = TypeVar("T")
 
 
 class ChecksumMode(StrEnum):
@@ -109,10 +116,17 @@ class MerchantKey:
 
 
 def params_string(params: Mapping[str, str | None]) -> str:
-    """The dict-mode input: values sorted by key (code-point order), None/"null" → ""."""
+    """The dict-mode input: values sorted by key (code-point order), None/"null" → "".
+
+    Every value must be a string or None (TypeError otherwise, as `paytmchecksum` fails on
+    one); `verify_params` turns that into "not valid".
+    """
     parts = []
     for key in sorted(params):
         value = params[key]
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"params-mode value of {key!r} is {type(value).__name__}, "
+                            "not a string")
         # Only a 4-character value can be "null": skip lower() for all the others.
         if value is None or (len(value) == 4 and value.lower() == "null"):
             value = ""
@@ -155,19 +169,34 @@ def verify(data: str, key: MerchantKey, checksum: str) -> bool:
     return hmac.compare_digest(plaintext, _hash_plaintext(data, salt))
 
 
-def verify_params(params: Mapping[str, str | None], key: MerchantKey, checksum: str) -> bool:
-    """Params-mode verification over every received field except `CHECKSUMHASH`."""
-    return verify(params_string(_without_checksum(params)), key, checksum)
+def verify_params(params: Mapping[str, object], key: MerchantKey, checksum: str) -> bool:
+    """Params-mode verification over every received field except `CHECKSUMHASH`.
+
+    Never raises: a key or value that is not a string (a number, a nested object, as a
+    JSON body may hold) makes the checksum "not valid" — it cannot have been made over
+    such a value by Paytm's dict mode, which handles strings only.
+    """
+    try:
+        # params_string refuses any value that is not a string (or None) with TypeError.
+        text = params_string(cast(Mapping[str, str | None], _without_checksum(params)))
+    except TypeError:  # also keys that cannot be sorted together
+        return False
+    return verify(text, key, checksum)
 
 
-def _without_checksum(params: Mapping[str, str | None]) -> Mapping[str, str | None]:
+def _without_checksum(params: Mapping[str, T]) -> Mapping[str, T]:
     if CHECKSUM_FIELD not in params:
         return params
     return {k: v for k, v in params.items() if k != CHECKSUM_FIELD}
 
 
 def _decrypt(checksum: str, key: MerchantKey) -> bytes | None:
-    if not isinstance(checksum, str) or len(checksum) != CHECKSUM_LENGTH:
+    if not isinstance(checksum, str):
+        return None
+    # paytmchecksum's base64.b64decode skips whitespace anywhere; so do we (ASCII only:
+    # that decoder refuses any non-ASCII text outright).
+    checksum = checksum.translate(_NO_WHITESPACE)
+    if len(checksum) != CHECKSUM_LENGTH:
         return None
     try:
         # strict_mode: only the base64 alphabet, padding only at the end.

@@ -21,13 +21,12 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from types import MappingProxyType
-from typing import Literal, TypeVar
+from typing import Any, Literal
 
 import aiohttp
 
@@ -39,7 +38,8 @@ from agent.paytm.clock import format_paytm, now_ist, parse_paytm
 from agent.paytm.codes import EDC_REQUEST_CODES, EDC_STATUS_CODES, Handling, ResultCode
 from agent.paytm.http import check_base_url
 from agent.paytm.outcome import Answered, ApiName, CallOutcome, NotSent, Unknown
-from agent.paytm.transport import Observer, PaytmPoster, notify
+from agent.paytm.pipeline import Dialect, SignedCaller
+from agent.paytm.transport import Observer, PaytmPoster
 
 # decode_response moved to transport.py with the rest of the HTTP code; importable from here
 # as before (an explicit re-export, for mypy --strict).
@@ -327,6 +327,11 @@ _ACCEPTED_WORDS = frozenset({"ACCEPTED_SUCCESS", "ACCEPTED"})
 _SUCCESS_WORDS = frozenset({"SUCCESS", "TXN_SUCCESS"})
 _FAILED_WORDS = frozenset({"FAIL", "FAILED", "FAILURE", "TXN_FAILURE"})
 _PENDING_WORDS = frozenset({"PENDING"})
+# Failure names in the resultMsg column of the Sale page's table (seed 003): a gateway that
+# moves them to resultCode still says "refused".
+_REQUEST_FAILED_WORDS = _FAILED_WORDS | frozenset({
+    "SYSTEM_ERROR", "BLOCKED_MERCHANT", "NOT_FOUND", "MERCHANT_CONFIGURATION_ERROR",
+    "MERCHANT_BLOCKED"})
 _ACCEPTED_CODE = "0009"
 _SUCCESS_CODE = "0000"
 _NOT_FOUND_CODE = "0404"
@@ -401,8 +406,10 @@ def parse_request_answer(document: object, txn: str | None = None) -> RequestAns
     for word in words:
         if word in _ACCEPTED_WORDS:
             opinions.add("accepted")
-        elif word in _FAILED_WORDS:
+        elif word in _REQUEST_FAILED_WORDS:
             opinions.add("failed")
+        else:  # a word we do not know says something we cannot read: never a decision
+            opinions.add("strange")
     code_id = info.code_id
     if code_id == _ACCEPTED_CODE:
         opinions.add("accepted")
@@ -436,6 +443,10 @@ def _status_state(info: ResultInfo, void: bool) -> StatusState:
             opinions.add("failed")
         elif word in _PENDING_WORDS:
             opinions.add("pending")
+        else:
+            # "DECLINED" next to an S, say: a word we do not know may contradict the
+            # letter, so the answer is "not understood — ask again", never final.
+            opinions.add("strange")
     known = EDC_STATUS_CODES.get(code_id)
     if code_id == _SUCCESS_CODE:
         opinions.add("success")
@@ -517,9 +528,6 @@ def response_time(document: object) -> datetime | None:
 # ---------------------------------------------------------------------------
 # The client
 
-A = TypeVar("A", RequestAnswer, StatusAnswer)
-
-
 class EdcClient:
     """Sale, Status Enquiry and Void over one shared session; see the module docstring."""
 
@@ -528,86 +536,76 @@ class EdcClient:
         self._session = session
         self._config = config
         self._key = key
-        self._observer = observer
         self._base_url = check_base_url(config.edc_base_url, "paytm.edc_base_url")
-        self._poster = PaytmPoster(session, config)
+        self._caller = SignedCaller(
+            PaytmPoster(session, config),
+            Dialect(envelope=self._envelope, verify=note_answer_checksum,
+                    server_time=response_time, describe=_describe),
+            observer)
 
     async def sale(self, req: SaleRequest) -> CallOutcome[RequestAnswer]:
-        return await self._call("sale", SALE_PATH, req.txn, req.body(self._config.mid),
-                                lambda doc: parse_request_answer(doc, req.txn))
+        return await self._caller.call("sale", self._base_url + SALE_PATH, req.txn,
+                                       req.body(self._config.mid),
+                                       lambda doc: parse_request_answer(doc, req.txn))
 
     async def status(self, req: StatusRequest) -> CallOutcome[StatusAnswer]:
-        return await self._call("status", STATUS_PATH, req.txn, req.body(self._config.mid),
-                                lambda doc: parse_status_answer(doc, req.void, req.txn))
+        return await self._caller.call("status", self._base_url + STATUS_PATH, req.txn,
+                                       req.body(self._config.mid),
+                                       lambda doc: parse_status_answer(doc, req.void, req.txn))
 
     async def void(self, req: VoidRequest) -> CallOutcome[RequestAnswer]:
-        return await self._call("void", self._config.void_path, req.txn,
-                                req.body(self._config.mid),
-                                lambda doc: parse_request_answer(doc, req.txn))
+        return await self._caller.call("void", self._base_url + self._config.void_path,
+                                       req.txn, req.body(self._config.mid),
+                                       lambda doc: parse_request_answer(doc, req.txn))
 
     def _envelope(self, body: Mapping[str, object]) -> bytes:
         """The posted document. The body is serialised once and that exact text is both
         signed (json mode) and posted, so the signature covers the bytes Paytm reads."""
-        # json.dumps with its defaults, as in Paytm's own Python samples (reference §2.4).
-        body_text = json.dumps(body)
-        if self._config.checksum_mode is ChecksumMode.JSON:
-            checksum = generate(body_text, self._key)
-        else:
-            # Params mode: every top-level string; nested objects are left out (§2.5).
-            checksum = generate_params(
-                {k: v for k, v in body.items() if isinstance(v, str)}, self._key)
-        head = {
-            "requestTimeStamp": format_paytm(now_ist()),
-            "channelId": self._config.channel_id,
-            "checksum": checksum,
-            "version": HEAD_VERSION,
-        }
-        return ('{"head": ' + json.dumps(head) + ', "body": ' + body_text + "}").encode()
+        return edc_envelope(body, self._key, self._config.checksum_mode,
+                            self._config.channel_id)
 
-    async def _call(self, api: ApiName, path: str, txn: str, body: Mapping[str, object],
-                    parse: Callable[[object], A | Unknown]) -> CallOutcome[A]:
-        url = self._base_url + path
-        data = self._envelope(body)
-        log.debug("%s %s: POST %s %s", api, txn, url, data.decode())
-        started = time.monotonic()
-        outcome = await self._exchange(url, data, parse)
-        latency_s = time.monotonic() - started
-        self._report(api, txn, outcome, latency_s)
-        return outcome
 
-    async def _exchange(self, url: str, data: bytes,
-                        parse: Callable[[object], A | Unknown]) -> CallOutcome[A]:
-        reply = await self._poster.post(url, data)
-        if isinstance(reply, NotSent | Unknown):
-            return reply
-        document = decode_response(reply.status, reply.raw)
-        if isinstance(document, Unknown):
-            return document
-        parsed = parse(document)
-        if isinstance(parsed, Unknown):
-            return Unknown(parsed.reason, reply.status)
-        if isinstance(document, dict) and isinstance(document.get("head"), dict):
-            head = document["head"]
-            if "checksum" in head or "signature" in head:
-                # The response checksum scheme is undocumented (reference §4.4): log only.
-                log.debug("answer carries head checksum %r",
-                          head.get("checksum", head.get("signature")))
-        return Answered(parsed, reply.latency_s, response_time(document))
+def edc_envelope(body: Mapping[str, object], key: MerchantKey, mode: ChecksumMode,
+                 channel_id: str) -> bytes:
+    """The posted EDC document, signed in `mode` (certify signs in both)."""
+    # json.dumps with its defaults, as in Paytm's own Python samples (reference §2.4).
+    body_text = json.dumps(body)
+    if mode is ChecksumMode.JSON:
+        checksum = generate(body_text, key)
+    else:
+        # Params mode: every top-level string; nested objects are left out (§2.5).
+        checksum = generate_params({k: v for k, v in body.items() if isinstance(v, str)}, key)
+    head = {
+        "requestTimeStamp": format_paytm(now_ist()),
+        "channelId": channel_id,
+        "checksum": checksum,
+        "version": HEAD_VERSION,
+    }
+    return ('{"head": ' + json.dumps(head) + ', "body": ' + body_text + "}").encode()
 
-    def _report(self, api: ApiName, txn: str, outcome: CallOutcome[A], latency_s: float) -> None:
-        match outcome:
-            case Answered(response=RequestAnswer() as answer):
-                log.info("%s %s: %s %s %r in %.2f s", api, txn,
-                         "accepted" if answer.accepted else "refused", answer.code,
-                         answer.message, latency_s)
-            case Answered(response=StatusAnswer() as answer):
-                # Polled every few seconds per lane: DEBUG keeps the technician's log readable.
-                log.debug("%s %s: status %s %s %r in %.2f s", api, txn, answer.state.value,
-                         answer.code, answer.message, latency_s)
-            case NotSent(reason=reason):
-                log.warning("%s %s: not sent (%s) after %.2f s", api, txn, reason, latency_s)
-            case Unknown(reason=reason):
-                log.warning("%s %s: outcome unknown (%s) after %.2f s", api, txn, reason,
-                            latency_s)
-        code = outcome.response.code if isinstance(outcome, Answered) else None
-        notify(self._observer, api, txn, outcome, code, latency_s)
+
+def note_answer_checksum(text: str, document: object) -> Unknown | None:
+    """EDC answers are trusted on TLS alone: their checksum scheme is undocumented
+    (reference §4.4), so one that is present is only logged."""
+    del text
+    head = document.get("head") if isinstance(document, dict) else None
+    if isinstance(head, dict) and ("checksum" in head or "signature" in head):
+        log.debug("answer carries head checksum %r", head.get("checksum", head.get("signature")))
+    return None
+
+
+def _describe(api: ApiName, txn: str, outcome: CallOutcome[Any], latency_s: float) -> None:
+    match outcome:
+        case Answered(response=RequestAnswer() as answer):
+            log.info("%s %s: %s %s %r in %.2f s", api, txn,
+                     "accepted" if answer.accepted else "refused", answer.code,
+                     answer.message, latency_s)
+        case Answered(response=StatusAnswer() as answer):
+            # Polled every few seconds per lane: DEBUG keeps the technician's log readable.
+            log.debug("%s %s: status %s %s %r in %.2f s", api, txn, answer.state.value,
+                      answer.code, answer.message, latency_s)
+        case NotSent(reason=reason):
+            log.warning("%s %s: not sent (%s) after %.2f s", api, txn, reason, latency_s)
+        case Unknown(reason=reason):
+            log.warning("%s %s: outcome unknown (%s) after %.2f s", api, txn, reason,
+                        latency_s)

@@ -28,8 +28,8 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
-from typing import TypeVar
+from collections.abc import Mapping
+from typing import Any
 
 import aiohttp
 
@@ -53,7 +53,8 @@ from agent.paytm.pg_models import (
     parse_refund_status_answer,
     pg_response_time,
 )
-from agent.paytm.transport import Observer, PaytmPoster, decode_text, notify
+from agent.paytm.pipeline import Dialect, SignedCaller
+from agent.paytm.transport import Observer, PaytmPoster
 
 log = logging.getLogger(__name__)
 
@@ -64,9 +65,6 @@ REFUND_STATUS_PATH = "/v2/refund/status"  # §17, Observed
 # The resend path is Unconfirmed (§13): it comes from paytm.resend_path.
 HEAD_VERSION = "v1"
 HEAD_CHANNEL = "WEB"  # WEB or WAP (§12); Paytm's samples omit it, the page marks it mandatory
-
-A = TypeVar("A", LinkAnswer, PgStatusAnswer, RefundAnswer, RefundStatusAnswer)
-
 
 def check_response_signature(text: str, document: object, key: MerchantKey) -> Unknown | None:
     """None when the answer may be trusted: its head.signature verifies over the exact body
@@ -92,118 +90,101 @@ class PgClient:
                  observer: Observer | None = None) -> None:
         self._config = config
         self._key = key
-        self._observer = observer
         self._base_url = check_base_url(config.pg_base_url, "paytm.pg_base_url")
-        self._poster = PaytmPoster(session, config)
+        self._caller = SignedCaller(
+            PaytmPoster(session, config),
+            Dialect(envelope=self._envelope, verify=self._verify,
+                    server_time=pg_response_time, describe=_describe),
+            observer)
 
     async def send_link(self, req: SendLinkRequest) -> CallOutcome[LinkAnswer]:
         """Ask Paytm to text the customer a UPI link. Queued is not paid."""
         body = req.body(self._config.mid, self._config.display_name)
-        return await self._call("send_link", SEND_PATH, req.order_id, body,
-                                lambda doc: parse_link_answer(doc, req.order_id))
+        return await self._caller.call("send_link", self._base_url + SEND_PATH, req.order_id,
+                                       body, lambda doc: parse_link_answer(doc, req.order_id))
 
     async def resend_link(self, order_id: str) -> CallOutcome[LinkAnswer]:
         """Send the SMS of an existing order again (same order id as the Send)."""
         check_order_id(order_id, "merchantOrderId")
         body: dict[str, object] = {"mid": self._config.mid, "merchantOrderId": order_id}
-        return await self._call("resend_link", self._config.resend_path, order_id, body,
-                                lambda doc: parse_link_answer(doc, order_id))
+        return await self._caller.call("resend_link", self._base_url + self._config.resend_path,
+                                       order_id, body,
+                                       lambda doc: parse_link_answer(doc, order_id))
 
     async def status(self, order_id: str) -> CallOutcome[PgStatusAnswer]:
         """Transaction Status (v3). Check `answer.matches(order_id, amount)` before closing."""
         check_order_id(order_id)
         body: dict[str, object] = {"mid": self._config.mid, "orderId": order_id}
-        return await self._call("pg_status", STATUS_PATH, order_id, body,
-                                lambda doc: parse_pg_status_answer(doc, order_id))
+        return await self._caller.call("pg_status", self._base_url + STATUS_PATH, order_id,
+                                       body, lambda doc: parse_pg_status_answer(doc, order_id))
 
     async def refund(self, req: RefundRequest) -> CallOutcome[RefundAnswer]:
         """Register a refund; its end comes from `refund_status` (or the refund webhook)."""
-        return await self._call("refund_apply", REFUND_PATH, req.order_id,
-                                req.body(self._config.mid),
-                                lambda doc: parse_refund_answer(doc, req.order_id, req.ref_id))
+        return await self._caller.call(
+            "refund_apply", self._base_url + REFUND_PATH, req.order_id,
+            req.body(self._config.mid),
+            lambda doc: parse_refund_answer(doc, req.order_id, req.ref_id))
 
     async def refund_status(self, order_id: str, ref_id: str) -> CallOutcome[RefundStatusAnswer]:
         check_order_id(order_id)
         check_ref_id(ref_id)
         body: dict[str, object] = {"mid": self._config.mid, "orderId": order_id,
                                    "refId": ref_id}
-        return await self._call("refund_status", REFUND_STATUS_PATH, order_id, body,
-                                lambda doc: parse_refund_status_answer(doc, order_id, ref_id))
+        return await self._caller.call(
+            "refund_status", self._base_url + REFUND_STATUS_PATH, order_id, body,
+            lambda doc: parse_refund_status_answer(doc, order_id, ref_id))
 
     # ------------------------------------------------------------------
 
     def _envelope(self, body: Mapping[str, object]) -> bytes:
         """The posted document: the body is serialised once and that exact text is both
         signed and posted, so the signature covers the bytes Paytm reads (§2.4)."""
-        # json.dumps with its defaults, as in Paytm's own Python samples.
-        body_text = json.dumps(body)
-        head = {
-            "clientId": self._config.client_id,
-            "version": HEAD_VERSION,
-            "requestTimestamp": str(int(time.time())),
-            "channelId": HEAD_CHANNEL,
-            "signature": generate(body_text, self._key),
-        }
-        return ('{"head": ' + json.dumps(head) + ', "body": ' + body_text + "}").encode()
+        return pg_envelope(body, self._key, self._config.client_id)
 
-    async def _call(self, api: ApiName, path: str, order_id: str, body: Mapping[str, object],
-                    parse: Callable[[object], A | Unknown]) -> CallOutcome[A]:
-        url = self._base_url + path
-        data = self._envelope(body)
-        log.debug("%s %s: POST %s %s", api, order_id, url, data.decode())
-        started = time.monotonic()
-        outcome = await self._exchange(api, order_id, url, data, parse)
-        latency_s = time.monotonic() - started
-        self._report(api, order_id, outcome, latency_s)
-        return outcome
-
-    async def _exchange(self, api: ApiName, order_id: str, url: str, data: bytes,
-                        parse: Callable[[object], A | Unknown]) -> CallOutcome[A]:
-        reply = await self._poster.post(url, data)
-        if isinstance(reply, NotSent | Unknown):
-            return reply
-        decoded = decode_text(reply.status, reply.raw)
-        if isinstance(decoded, Unknown):
-            return decoded
-        text, document = decoded
+    def _verify(self, text: str, document: object) -> Unknown | None:
         untrusted = check_response_signature(text, document, self._key)
-        if untrusted is not None:
-            log.warning("%s %s: %s; answer was HTTP %d %s", api, order_id, untrusted.reason,
-                        reply.status, text[:2000])
-            return Unknown(untrusted.reason, reply.status)
-        if not _signed(document):
-            log.debug("%s %s: answer carries no signature (accepted)", api, order_id)
-        parsed = parse(document)
-        if isinstance(parsed, Unknown):
-            return Unknown(parsed.reason, reply.status)
-        return Answered(parsed, reply.latency_s, pg_response_time(document))
+        if untrusted is None and not _signed(document):
+            log.debug("answer carries no signature (accepted)")
+        return untrusted
 
-    def _report(self, api: ApiName, order_id: str, outcome: CallOutcome[A],
-                latency_s: float) -> None:
-        match outcome:
-            case Answered(response=LinkAnswer() as answer):
-                log.info("%s %s: %s %s %r in %.2f s", api, order_id,
-                         "queued" if answer.queued else "refused", answer.code or "-",
-                         answer.message, latency_s)
-            case Answered(response=PgStatusAnswer() as answer):
-                # Polled 8 times a minute per live link: DEBUG keeps the log readable.
-                log.debug("%s %s: %s %s %r in %.2f s", api, order_id, answer.state.value,
-                          answer.code, answer.message, latency_s)
-            case Answered(response=RefundAnswer() as answer):
-                log.info("%s %s: refund %s %s %s %r in %.2f s", api, order_id, answer.ref_id,
-                         answer.state.value, answer.code, answer.message, latency_s)
-            case Answered(response=RefundStatusAnswer() as answer):
-                log.debug("%s %s: refund %s %s %s %r in %.2f s", api, order_id,
-                          answer.ref_id, answer.state.value, answer.code, answer.message,
-                          latency_s)
-            case NotSent(reason=reason):
-                log.warning("%s %s: not sent (%s) after %.2f s", api, order_id, reason,
-                            latency_s)
-            case Unknown(reason=reason):
-                log.warning("%s %s: outcome unknown (%s) after %.2f s", api, order_id, reason,
-                            latency_s)
-        code = outcome.response.code if isinstance(outcome, Answered) else None
-        notify(self._observer, api, order_id, outcome, code, latency_s)
+
+def pg_envelope(body: Mapping[str, object], key: MerchantKey, client_id: str) -> bytes:
+    """The posted PG document (certify builds its probes with it too)."""
+    # json.dumps with its defaults, as in Paytm's own Python samples.
+    body_text = json.dumps(body)
+    head = {
+        "clientId": client_id,
+        "version": HEAD_VERSION,
+        "requestTimestamp": str(int(time.time())),
+        "channelId": HEAD_CHANNEL,
+        "signature": generate(body_text, key),
+    }
+    return ('{"head": ' + json.dumps(head) + ', "body": ' + body_text + "}").encode()
+
+
+def _describe(api: ApiName, order_id: str, outcome: CallOutcome[Any], latency_s: float) -> None:
+    match outcome:
+        case Answered(response=LinkAnswer() as answer):
+            log.info("%s %s: %s %s %r in %.2f s", api, order_id,
+                     "queued" if answer.queued else "refused", answer.code or "-",
+                     answer.message, latency_s)
+        case Answered(response=PgStatusAnswer() as answer):
+            # Polled 8 times a minute per live link: DEBUG keeps the log readable.
+            log.debug("%s %s: %s %s %r in %.2f s", api, order_id, answer.state.value,
+                      answer.code, answer.message, latency_s)
+        case Answered(response=RefundAnswer() as answer):
+            log.info("%s %s: refund %s %s %s %r in %.2f s", api, order_id, answer.ref_id,
+                     answer.state.value, answer.code, answer.message, latency_s)
+        case Answered(response=RefundStatusAnswer() as answer):
+            log.debug("%s %s: refund %s %s %s %r in %.2f s", api, order_id,
+                      answer.ref_id, answer.state.value, answer.code, answer.message,
+                      latency_s)
+        case NotSent(reason=reason):
+            log.warning("%s %s: not sent (%s) after %.2f s", api, order_id, reason,
+                        latency_s)
+        case Unknown(reason=reason):
+            log.warning("%s %s: outcome unknown (%s) after %.2f s", api, order_id, reason,
+                        latency_s)
 
 
 def _signed(document: object) -> bool:

@@ -94,7 +94,6 @@ class PaytmPoster:
             return Unknown(f"unexpected {type(exc).__name__}: {exc}")
         if raw is None:
             return Unknown(f"answer larger than {MAX_RESPONSE_BYTES} bytes", status)
-        log.debug("HTTP %d from %s: %s", status, url, raw[:2000].decode(errors="replace"))
         return HttpReply(status, raw, time.monotonic() - started)
 
     async def _post(self, url: str, data: bytes) -> tuple[int, bytes | None]:

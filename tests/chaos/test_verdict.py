@@ -9,8 +9,8 @@ from agent.config import PaytmConfig
 from agent.journal import Journal, Kind, TxnState
 from agent.paytm.clock import now_ist
 from agent.paytm.edc import EdcClient, SaleRequest
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
 from agent.paytm.http import make_session
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
 from chaos.register import Basket, SeenResult
 from chaos.verdict import judge, render
 

@@ -23,10 +23,10 @@ from agent.app import Agent
 from agent.config import Config, config_from_dict
 from agent.journal import Journal
 from agent.link.layer import Link
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, RecordedRequest
-from agent.register.client import Received, RegisterClient, TranscriptEvent
 from agent.register.codec import message_id
 from agent.register.messages import Reply, Result
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, RecordedRequest
+from agent.sim.register.client import Received, RegisterClient, TranscriptEvent
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport

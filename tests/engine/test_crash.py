@@ -19,7 +19,8 @@ import pytest
 from agent.errors import UndeliveredError
 from agent.link.codec import ETX, STX
 from agent.link.layer import LinkClosedError
-from agent.paytm.emulator import (
+from agent.register.messages import Accepted, Paylink, Ping, Pong, Result, Sale
+from agent.sim.paytm import (
     DEMO_KEY,
     DEMO_MID,
     Emulator,
@@ -27,8 +28,7 @@ from agent.paytm.emulator import (
     Fault,
     RecordedRequest,
 )
-from agent.register.client import Received
-from agent.register.messages import Accepted, Paylink, Ping, Pong, Result, Sale
+from agent.sim.register.client import Received
 from chaos.agentproc import AgentProcess
 from tests.engine.harness import TID, Pty, Register, register_on, wait_for_request
 

@@ -10,7 +10,6 @@ from pathlib import Path
 
 from aiohttp import ClientSession
 
-from agent.paytm.emulator import EmulatorSettings
 from agent.register.messages import (
     Accepted,
     Error,
@@ -22,6 +21,7 @@ from agent.register.messages import (
     Sale,
     Status,
 )
+from agent.sim.paytm import EmulatorSettings
 from tests.engine.harness import WAIT_S, Clock, stack, wait_for_request
 
 PHONE = "9876543210"

@@ -16,7 +16,6 @@ from agent.journal import Kind, TxnState
 from agent.link.codec import ACK, ETX, STX
 from agent.paytm.clock import IST
 from agent.paytm.edc import EdcClient, SaleRequest
-from agent.paytm.emulator import DEMO_INACTIVE_TID, DEMO_KEY, Emulator, EmulatorSettings, Fault
 from agent.paytm.outcome import Answered
 from agent.register.messages import (
     Accepted,
@@ -31,6 +30,7 @@ from agent.register.messages import (
     Status,
     Void,
 )
+from agent.sim.paytm import DEMO_INACTIVE_TID, DEMO_KEY, Emulator, EmulatorSettings, Fault
 from tests.engine.harness import (
     TID,
     WAIT_S,

@@ -17,7 +17,7 @@ import aiohttp
 import pytest
 
 from agent.paytm.checksum import ChecksumMode, MerchantKey, generate, generate_params
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings
 
 TID = DEMO_TIDS[0]
 TID2 = DEMO_TIDS[1]
@@ -69,6 +69,13 @@ class Answer:
     @property
     def msg(self) -> str:
         return self.info["resultMsg"]
+
+    @property
+    def detail(self) -> str:
+        """The emulator's own note on a 0002 (not a Paytm field; resultMsg stays Paytm's)."""
+        detail = self.body.get("emulatorDetail", "")
+        assert isinstance(detail, str)
+        return detail
 
     @property
     def letter(self) -> str:

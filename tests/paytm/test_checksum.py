@@ -7,6 +7,7 @@ import json
 import random
 import string
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import paytmchecksum
 import pytest
@@ -244,3 +245,34 @@ def test_key_from_text() -> None:
     with pytest.raises(SecretError):
         MerchantKey.from_text("ABCDEFGHIJKLMNO₹")
     assert KEY_TEXT not in repr(KEY) and KEY_TEXT not in str(KEY)
+
+
+_ASCII_SPACE = " \t\n\r\x0b\x0c"
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 108), st.text(alphabet=_ASCII_SPACE, min_size=1,
+                                                       max_size=3)), max_size=6),
+       st.booleans())
+def test_whitespace_inside_a_checksum_is_accepted_as_paytmchecksum_does(
+        inserts: list[tuple[int, str]], tampered: bool) -> None:
+    checksum = STRING_CHECKSUM.replace("Q", "R", 1) if tampered else STRING_CHECKSUM
+    for position, space in sorted(inserts, reverse=True):
+        checksum = checksum[:position] + space + checksum[position:]
+    theirs = _theirs_verify(STRING_VECTOR, checksum)
+    assert verify(STRING_VECTOR, KEY, checksum) is theirs
+    assert theirs is not tampered  # the oracle really accepts the spaced-out checksum
+
+
+def test_line_wrapped_checksum_verifies() -> None:
+    wrapped = PARAMS_CHECKSUM[:54] + "\r\n" + PARAMS_CHECKSUM[54:] + "\n"
+    assert verify_params(PARAMS_VECTOR, KEY, wrapped)
+    assert _theirs_verify(dict(PARAMS_VECTOR), wrapped)
+
+
+@pytest.mark.parametrize("value", [42, 1.5, True, ["a"], {"a": "b"}, b"bytes"])
+def test_verify_params_never_raises_on_a_non_string_value(value: object) -> None:
+    params: dict[str, object] = {**PARAMS_VECTOR, "transactionAmount": value}
+    assert verify_params(params, KEY, PARAMS_CHECKSUM) is False
+    odd_key: dict[Any, object] = {1: "x"}
+    assert verify_params(odd_key, KEY, PARAMS_CHECKSUM) is False  # a key that is no string

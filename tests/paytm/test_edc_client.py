@@ -340,6 +340,8 @@ SALE_CASES: list[tuple[str, object, bool | None, str]] = [
     ("pending on a sale", info("P", "PENDING", ""), None, ""),
     ("empty resultInfo", {}, None, ""),
     ("numbers instead of strings", {"resultCode": 1, "resultCodeId": 9}, None, ""),
+    ("unknown word with A", info("A", "QUEUED_MAYBE", "0009"), None, ""),
+    ("unknown word with F", info("F", "DECLINED", "0002"), None, ""),
 ]
 
 
@@ -420,6 +422,12 @@ STATUS_CASES: list[tuple[str, object, bool, StatusState]] = [
     ("letters disagree", info("S", "F", "0000"), False, StatusState.PENDING),
     ("odd letter", info("X", "WHATEVER", ""), False, StatusState.PENDING),
     ("empty resultInfo", {}, False, StatusState.PENDING),
+    # A word we do not know is "not understood — ask again", whatever the letter says.
+    ("unknown word with S", info("DECLINED", "S", "0000"), False, StatusState.PENDING),
+    ("unknown word with S, no code", {"resultStatus": "DECLINED", "resultCode": "S"}, False,
+     StatusState.PENDING),
+    ("unknown word with F", info("F", "REVERSED", "0011"), False, StatusState.PENDING),
+    ("unknown word on a void", info("VOIDED", "S", "0000"), True, StatusState.PENDING),
 ]
 
 

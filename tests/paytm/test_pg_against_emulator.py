@@ -19,7 +19,6 @@ from agent.config import PaytmConfig
 from agent.paytm.checksum import MerchantKey
 from agent.paytm.clock import now_ist
 from agent.paytm.edc import EdcClient, SaleRequest, StatusRequest, VoidRequest
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings, Fault
 from agent.paytm.outcome import Answered, CallOutcome, NotSent, Unknown
 from agent.paytm.pg import PgClient
 from agent.paytm.pg_models import (
@@ -32,6 +31,7 @@ from agent.paytm.pg_models import (
     RefundStatusAnswer,
     SendLinkRequest,
 )
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings, Fault
 
 POS = "S12_1"
 PHONE = "9876543210"

@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 from agent.config import PaytmConfig
 from agent.paytm.checksum import MerchantKey, generate_params
 from agent.paytm.clock import now_ist
-from agent.paytm.emulator import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
 from agent.paytm.outcome import Answered
 from agent.paytm.pg import PgClient
 from agent.paytm.pg_models import SendLinkRequest
@@ -34,6 +33,7 @@ from agent.paytm.webhook import (
     parse_json_callback,
     verify_form_callback,
 )
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
 
 KEY_TEXT = "ABCDEFGHIJKLMNOP"
 KEY = MerchantKey(KEY_TEXT.encode())

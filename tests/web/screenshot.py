@@ -16,8 +16,8 @@ from pathlib import Path
 from agent.app import Agent
 from agent.config import HttpConfig
 from agent.logs import RECENT
-from agent.paytm.emulator import DEMO_KEY, Emulator, EmulatorSettings, demo_bench_tid
 from agent.register.messages import Result, Sale
+from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings, demo_bench_tid
 from agent.web.server import start_web
 from tests.engine.harness import Pty, agent_config, register_on, serial_only
 from tests.web.stack import PASSWORD, PASSWORD_HASH

@@ -18,7 +18,7 @@ from agent.app import Agent
 from agent.config import HttpConfig
 from agent.logs import RecentLines
 from agent.passwords import hash_password
-from agent.paytm.emulator import DEMO_KEY, Emulator, EmulatorSettings
+from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings
 from agent.web.app import build_app
 from tests.engine.harness import Pty, Register, agent_config, register_on, serial_only
 

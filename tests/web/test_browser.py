@@ -16,8 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.register.client import Exchange
 from agent.register.messages import Result, Sale
+from agent.sim.register.client import Exchange
 from agent.web.server import start_web
 from tests.web.stack import PASSWORD, web_stack
 

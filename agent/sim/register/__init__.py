@@ -1,0 +1,2 @@
+"""A cash register, simulated: the `edc-agent register` console, its command language and
+the register-side client of the register protocol."""

@@ -1,0 +1,366 @@
+"""`edc-agent register --link URL`: a register console for integrators and the demo.
+
+Three layers, so each can be used (and tested) alone:
+- `agent.sim.register.commands`: text lines → commands (pure);
+- `agent.sim.register.client.RegisterClient`: a register speaking the protocol (no printing);
+- here: `Transcript` prints every frame readably (and in hex with `--hex`), `Console`
+  runs commands against a client, `console_main` wires a link URL to them.
+
+Exit codes: 0 when the commands ran (declined payments and unanswered requests
+included: they are printed), 1 on a link error (device missing, frame undelivered,
+link closed), 2 on a wrong command line or script (the line is named).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import io
+import sys
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Final, TextIO
+
+from agent.errors import AgentError, ConfigError, LinkError, TransportError, UndeliveredError
+from agent.link.codec import encode_frame
+from agent.link.layer import Link
+from agent.logs import setup_logging
+from agent.register.codec import message_id
+from agent.register.messages import (
+    Accepted,
+    Error,
+    Last,
+    Paylink,
+    Ping,
+    Pong,
+    Refund,
+    Reply,
+    Request,
+    Resend,
+    Result,
+    Sale,
+    State,
+    Status,
+    Void,
+)
+from agent.sim.register import commands as cmd
+from agent.sim.register.client import Exchange, Received, RegisterClient, Sent, TranscriptEvent
+from agent.sim.register.commands import CommandError, CommandParser, ScriptError, paise_to_rupees
+from drivers.base import Transport, TransportState
+from drivers.url import LinkSpec, parse_link_url
+
+CONNECT_TIMEOUT_S: Final = 5.0  # the first attempt to open the device / reach the agent
+
+OUT: Final = "register → agent: "
+IN: Final = "agent → register: "
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def describe_request(message: Request) -> str:
+    match message:
+        case Sale():
+            text = f"sale {message.txn} {paise_to_rupees(message.amount)}"
+            if message.ref is not None:
+                text += f" ref {message.ref!r}"
+            if message.mode != "ALL":
+                text += f" mode {message.mode}"
+            if message.tid is not None:
+                text += f" tid {message.tid}"
+            return text
+        case Void():
+            return f"void {message.txn}"
+        case Paylink():
+            return (f"paylink {message.txn} {paise_to_rupees(message.amount)} to "
+                    f"{message.phone}, expires in {message.expiry_s} s")
+        case Resend():
+            return f"resend {message.txn}"
+        case Refund():
+            return (f"refund {message.refund_id} of {message.txn} "
+                    f"{paise_to_rupees(message.amount)}")
+        case Status():
+            return f"status {message.txn}" + ("" if message.kind == "sale"
+                                              else f" ({message.kind})")
+        case Last():
+            return "last"
+        case Ping():
+            return "ping"
+
+
+def describe_reply(message: Reply, *, again: bool = False) -> list[str]:
+    """The reply as lines: a headline, then payment, receipt (`| `) and warnings (`! `).
+
+    A result shown `again` (its txn, kind and status were seen) is the headline only.
+    """
+    match message:
+        case Accepted():
+            return [f"accepted {message.kind} {message.txn}"]
+        case State():
+            return [f"state {message.state} {message.kind} {message.txn}"]
+        case Result():
+            head = (f"result {'again ' if again else ''}{message.status} {message.code} "
+                    f"\"{message.message}\" ({message.kind} {message.txn} "
+                    f"{paise_to_rupees(message.amount)})")
+            lines = [head]
+            if again:  # the details were shown the first time
+                return lines
+            if message.payment is not None:
+                details = " ".join(f"{k}={v}" for k, v in message.payment.to_json().items())
+                lines.append(f"  payment: {details}")
+            lines.extend(f"  | {line}" for line in message.receipt)
+            lines.extend(f"  ! {warning}" for warning in message.warnings)
+            return lines
+        case Error():
+            text = f"error {message.code.value} \"{message.message}\""
+            if message.field is not None:
+                text += f" field={message.field}"
+            if message.txn is not None:
+                text += f" txn={message.txn}"
+            if message.paytm_code is not None:
+                text += f" paytm_code={message.paytm_code}"
+            return [text]
+        case Pong():
+            return [f"pong lane={message.lane} tid={message.tid} "
+                    f"busy={'yes' if message.busy else 'no'} cloud={message.cloud} "
+                    f"version={message.version}"]
+
+
+class Transcript:
+    """Prints each frame as `register → agent: …` / `agent → register: …` (hex with show_hex)."""
+
+    def __init__(self, out: TextIO, *, show_hex: bool = False, err: TextIO | None = None
+                 ) -> None:
+        self._out = out
+        self._err = err if err is not None else out
+        self._hex = show_hex
+
+    def line(self, text: str) -> None:
+        self._out.write(text + "\n")
+        self._out.flush()
+
+    def error(self, text: str) -> None:
+        self._err.write("edc-agent register: " + text + "\n")
+        self._err.flush()
+
+    def __call__(self, event: TranscriptEvent) -> None:
+        match event:
+            case Sent(payload=payload, message=message):
+                if message is None:
+                    self.line(OUT + "raw " + payload.decode("ascii", "replace"))
+                else:
+                    self.line(OUT + describe_request(message))
+            case Received(payload=payload, message=message, problem=problem):
+                if message is None:
+                    why = f"{problem.code.value}: {problem.message}" if problem else "?"
+                    self.line(f"{IN}INVALID reply ({why}) "
+                              + payload.decode("ascii", "replace"))
+                else:
+                    lines = describe_reply(message, again=event.again)
+                    if event.unsolicited:
+                        lines[0] += " (late)" if message.re is not None else " (on its own)"
+                    self.line(IN + lines[0])
+                    for extra in lines[1:]:
+                        self.line(extra)
+        if self._hex:
+            self.line("  hex: " + encode_frame(event.payload).hex(" "))
+
+
+# --------------------------------------------------------------------------- running
+
+
+class LinkFailure(AgentError):
+    """A link error that ends a script (exit 1); the message is for the operator."""
+
+
+class Console:
+    """Runs console commands against a `RegisterClient`; output through a `Transcript`."""
+
+    def __init__(self, client: RegisterClient, transcript: Transcript, *,
+                 wait_s: float) -> None:
+        self.client = client
+        self.transcript = transcript
+        self.wait_s = wait_s
+
+    async def execute(self, command: cmd.Command) -> bool:
+        """Run one command; False after `quit`. LinkFailure on a link error."""
+        say = self.transcript.line
+        try:
+            match command:
+                case cmd.Send(request=request):
+                    self._report(await self.client.request(request, self.wait_s))
+                case cmd.SendRaw(payload=payload):
+                    self._report(await self.client.request_raw(payload, self.wait_s))
+                case cmd.Wait(seconds=seconds):
+                    wait_s = self.wait_s if seconds is None else seconds
+                    result = await self.client.next_result(wait_s)
+                    if result is None:
+                        say(f"  no result from the agent within {wait_s:g} s")
+                    else:
+                        say(f"  waited for: result {result.status} ({result.kind} "
+                            f"{result.txn})")
+                case cmd.Sleep(seconds=seconds):
+                    await asyncio.sleep(seconds)
+                case cmd.Help():
+                    say(cmd.HELP)
+                case cmd.Quit():
+                    return False
+        except UndeliveredError:
+            raise LinkFailure(self._undelivered_text()) from None
+        except LinkError as exc:  # LinkClosedError included
+            raise LinkFailure(f"link error: {exc}") from None
+        return True
+
+    def _report(self, exchange: Exchange) -> None:
+        if exchange.timed_out:
+            got = f" (got {len(exchange.replies)} other repl"
+            got += "y)" if len(exchange.replies) == 1 else "ies)"
+            self.transcript.line(f"  no final answer within {self.wait_s:g} s"
+                                 + (got if exchange.replies else ""))
+
+    def _undelivered_text(self) -> str:
+        transport = self.client.link.transport
+        status = transport.status
+        why = f" ({status.state}: {status.last_error})" if status.last_error else ""
+        sends = 1 + self.client.link.timings.retries
+        return f"the agent did not acknowledge the frame after {sends} sends on {status.url}{why}"
+
+    async def run_script(self, commands: list[cmd.Command]) -> int:
+        for command in commands:
+            try:
+                if not await self.execute(command):
+                    break
+            except LinkFailure as exc:
+                self.transcript.error(str(exc))
+                return 1
+        return 0
+
+    async def run_interactive(self, lines: AsyncIterator[str],
+                              parser: CommandParser) -> int:
+        async for line in lines:
+            try:
+                command = parser.parse(line)
+            except CommandError as exc:
+                self.transcript.line(f"  {exc.message}")
+                continue
+            if command is None:
+                continue
+            try:
+                if not await self.execute(command):
+                    return 0
+            except LinkFailure as exc:
+                self.transcript.error(str(exc))
+                if self.client.closed:
+                    return 1
+        return 0
+
+
+async def _stdin_lines() -> AsyncIterator[str]:
+    """Lines of stdin, read by a daemon thread so a pending read never blocks the exit."""
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue[str | None] = asyncio.Queue()
+
+    def pump() -> None:
+        # RuntimeError: the loop has closed, nobody is reading any more.
+        with contextlib.suppress(RuntimeError):
+            with contextlib.suppress(OSError, ValueError):
+                for line in sys.stdin:
+                    loop.call_soon_threadsafe(queue.put_nowait, line)
+            loop.call_soon_threadsafe(queue.put_nowait, None)
+
+    threading.Thread(target=pump, name="register-console-stdin", daemon=True).start()
+    while (line := await queue.get()) is not None:
+        yield line
+
+
+async def wait_connected(transport: Transport, timeout_s: float = CONNECT_TIMEOUT_S) -> None:
+    """Return once the transport is up; TransportError when its first attempt failed."""
+    try:
+        state = await asyncio.wait_for(
+            transport.wait_state(TransportState.UP, TransportState.RECONNECTING), timeout_s)
+    except TimeoutError:
+        status = transport.status
+        why = f": {status.last_error}" if status.last_error else ""
+        raise TransportError(f"{status.url} not up after {timeout_s:g} s{why}") from None
+    if state is not TransportState.UP:
+        status = transport.status
+        raise TransportError(f"cannot open {status.url}: {status.last_error or 'failed'}")
+
+
+def open_transport(spec: LinkSpec) -> Transport:
+    """The register's end of `spec`: a tty opened by path, or a TCP client to the agent."""
+    from drivers.factory import make_peer_transport
+
+    return make_peer_transport(spec)
+
+
+async def run_console(
+    spec: LinkSpec,
+    transcript: Transcript,
+    *,
+    wait_s: float,
+    script: list[cmd.Command] | None,
+    parser: CommandParser,
+    transport_factory: Callable[[LinkSpec], Transport] = open_transport,
+    lines: Callable[[], AsyncIterator[str]] = _stdin_lines,
+) -> int:
+    transport = transport_factory(spec)
+    try:
+        await transport.open()
+        try:
+            await wait_connected(transport)
+        except TransportError as exc:
+            transcript.error(str(exc))
+            return 1
+        link = Link(transport, spec.timings, name=spec.url, id_of=message_id)
+        await link.start()
+        try:
+            async with RegisterClient(link, transcript=transcript) as client:
+                console = Console(client, transcript, wait_s=wait_s)
+                if script is not None:
+                    return await console.run_script(script)
+                transcript.line(f"connected to {spec.url}; type help for the commands")
+                return await console.run_interactive(lines(), parser)
+        finally:
+            await link.stop()
+    finally:
+        await transport.close()
+
+
+def console_main(args: argparse.Namespace) -> int:
+    """`edc-agent register --link URL [--script FILE] [--hex] [--wait-s S]`."""
+    # The drivers log each failed attempt as a warning ("retrying in 0.5 s"); the console
+    # says what went wrong itself and exits, so only errors are logged.
+    setup_logging("error")
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        # ₹ and → on a console that cannot show them become escapes, not a crash.
+        sys.stdout.reconfigure(errors="backslashreplace")
+    err = sys.stderr
+    try:
+        spec = parse_link_url(args.link, key="--link")
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(f"edc-agent register: {problem}", file=err)
+        return 2
+    wait_s: float = args.wait_s
+    if not wait_s > 0:
+        print("edc-agent register: --wait-s must be more than 0", file=err)
+        return 2
+    parser = CommandParser()
+    script: list[cmd.Command] | None = None
+    if args.script is not None:
+        try:
+            with open(args.script, encoding="utf-8") as f:
+                text = f.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"edc-agent register: cannot read script {args.script}: {exc}", file=err)
+            return 2
+        try:
+            script = cmd.parse_script(text, parser, source=args.script)
+        except ScriptError as exc:
+            print(f"edc-agent register: {exc}", file=err)
+            return 2
+    transcript = Transcript(sys.stdout, show_hex=bool(args.hex), err=sys.stderr)
+    return asyncio.run(run_console(spec, transcript, wait_s=wait_s, script=script,
+                                   parser=parser))

@@ -1,0 +1,57 @@
+"""The arrows of the house, checked on the real import graph (grimp): no product module
+imports the simulators, and the emulator borrows nothing of the client's reading of Paytm.
+
+Product = every module of agent/ and drivers/ outside agent.sim, except agent.cli and
+agent.demo, which launch simulators (`edc-agent emulator`, `register`, `demo`).
+"""
+
+from __future__ import annotations
+
+import grimp
+import pytest
+
+SIM = "agent.sim"
+LAUNCHERS = frozenset({"agent.cli", "agent.demo"})
+# What the emulator transcribes itself from Paytm's documents (docs/emulator.md).
+CLIENT_READINGS = ("agent.paytm.codes", "agent.receipts", "agent.paytm.edc", "agent.paytm.pg",
+                   "agent.paytm.pg_models", "agent.paytm.answer_fields")
+
+
+@pytest.fixture(scope="module")
+def graph() -> grimp.ImportGraph:
+    return grimp.build_graph("agent", "drivers", include_external_packages=False)
+
+
+def _product(graph: grimp.ImportGraph) -> list[str]:
+    return sorted(m for m in graph.modules
+                  if not (m == SIM or m.startswith(SIM + ".")) and m not in LAUNCHERS)
+
+
+def test_the_graph_sees_the_simulators(graph: grimp.ImportGraph) -> None:
+    assert {"agent.sim.paytm.app", "agent.sim.register.console"} <= graph.modules
+    assert graph.find_modules_that_directly_import("agent.sim.paytm.server") == {"agent.cli"}
+
+
+def test_no_product_module_imports_a_simulator(graph: grimp.ImportGraph) -> None:
+    simulators = graph.find_descendants(SIM) | {SIM}
+    offenders = []
+    for module in _product(graph):
+        for imported in graph.find_modules_directly_imported_by(module) & simulators:
+            offenders.append(f"{module} imports {imported}")
+    assert offenders == []
+
+
+def test_nothing_imports_a_launcher_but_the_entry_points(graph: grimp.ImportGraph) -> None:
+    # A product module reaching agent.demo would reach the simulators through it.
+    for launcher in LAUNCHERS:
+        importers = graph.find_modules_that_directly_import(launcher)
+        assert importers <= {"agent.__main__", "agent.cli"}, (launcher, importers)
+
+
+def test_the_emulator_does_not_borrow_the_clients_reading_of_paytm(
+        graph: grimp.ImportGraph) -> None:
+    emulator = graph.find_descendants("agent.sim.paytm") | {"agent.sim.paytm"}
+    for reading in CLIENT_READINGS:
+        chains = [m for m in emulator
+                  if graph.chain_exists(importer=m, imported=reading)]
+        assert chains == [], f"{reading} reached from {chains}"
