@@ -16,7 +16,6 @@ from agent.engine.pg_flows import PgCalls
 from agent.engine.reporter import JOURNAL_DOWN_MESSAGE
 from agent.journal import Journal, JournalError, Kind, TxnState
 from agent.paytm.edc import EdcClient, SaleRequest, StatusRequest, VoidRequest
-from agent.paytm.emulator import EmulatorSettings
 from agent.paytm.outcome import Answered, NotSent, Unknown
 from agent.paytm.pg import PgClient
 from agent.paytm.pg_models import (
@@ -38,6 +37,7 @@ from agent.register.messages import (
     Status,
     Void,
 )
+from agent.sim.paytm import EmulatorSettings
 from tests.engine.harness import TID
 from tests.engine.money import Money, money_engine
 
