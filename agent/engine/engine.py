@@ -105,6 +105,9 @@ class LanePort(Protocol):
 
     def deliver(self, outbox: OutboxRecord) -> None: ...
 
+    @property
+    def link_version(self) -> int: ...  # §6: what the lane sends now, for `pong`
+
 
 @dataclass
 class CloudHealth:
@@ -246,7 +249,7 @@ class Engine:
         tid = lane.config.tid
         await lane.reply(Pong(re=request.id, version=__version__, lane=lane.name, tid=tid,
                               busy=tid in self._busy,
-                              cloud=fields.cloud(self.health.state)))
+                              cloud=fields.cloud(self.health.state), link=lane.link_version))
 
     # -- sale -----------------------------------------------------------------------------
 
