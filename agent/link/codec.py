@@ -112,6 +112,7 @@ _IDLE_STOP = re.compile(rb"[\x02\x05\x06\x15]")  # STX or a control byte we act 
 _IDLE_STOP_V2 = re.compile(rb"[\x01\x02\x05\x06\x15]")  # ... or SOH
 _FRAME_STOP = re.compile(rb"[\x02\x03]")  # STX restarts (R4), ETX ends the payload
 _FRAME_STOP_V2 = re.compile(rb"[\x01\x02\x03]")  # STX or SOH restarts (V2)
+_RESTART = re.compile(rb"[\x01\x02]")  # among crc digits: STX or SOH restarts
 
 
 class InvalidPayloadError(LinkError):
@@ -361,14 +362,17 @@ class FrameDecoder:
                     self._seq = byte
                     self._state = _State.PAYLOAD2
             elif state is _State.CRC or state is _State.SKIP_CRC:
-                byte = data[i]
-                i += 1
-                if byte in (STX, SOH):
+                # The digits still missing, taken in one slice (not byte by byte).
+                piece = data[i : i + CRC_DIGITS - len(self._tail)]
+                m = _RESTART.search(piece)
+                if m is not None:
                     # A lost digit followed by the next frame: take the next frame,
                     # not its first bytes as crc digits.
-                    self._restart(byte)
+                    i += m.start() + 1
+                    self._restart(piece[m.start()])
                     continue
-                self._tail.append(byte)
+                self._tail += piece
+                i += len(piece)
                 if len(self._tail) == CRC_DIGITS:
                     if state is _State.CRC:
                         events.append(self._complete_v2())
