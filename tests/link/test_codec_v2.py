@@ -347,3 +347,17 @@ def test_no_flip_of_an_answer_inside_a_stream_is_accepted(
     # The frame behind it survives, unless the damage made an STX: a v1 frame then
     # swallows it (SOH is a bad byte in v1, R2) and its sender repeats it (V3).
     assert events[-1] == PING_V2 or STX in damaged
+
+
+# -- the figures docs/reliability.md quotes (bench/flips.py) -----------------------------
+
+def test_bench_flips_counts_what_the_docs_say() -> None:
+    from bench.flips import PING, measure, shortest_weak_frame
+
+    v2 = measure("ping v2", encode_frame_v2(PING, 0), 2)
+    assert (v2.single, v2.double) == (304, 46056)
+    assert v2.single_accepted_v2 == v2.double_accepted_v2 == v2.double_forged_ack == 0
+    v1 = measure("ping v1", encode_frame(PING), 1)
+    assert (v1.single_forged_ack, v1.double_accepted_v1) == (1, 3043)  # STX -> ACK; LRC
+    assert shortest_weak_frame() == {"data_bit_and_crc_digit_bytes": 1561,
+                                     "two_data_bits_bytes": 4096}
