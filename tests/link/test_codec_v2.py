@@ -325,11 +325,11 @@ def test_no_single_or_double_flip_of_any_v2_frame_is_accepted(
     damaged = flipped(frame, bits)
     assert accepted_v2(damaged) == []
     # An auto link could still take a *v1* frame out of it: only when a flipped byte
-    # became STX and the rest happens to match its LRC (R4); never a v2 frame.
-    dec = FrameDecoder()
-    events = dec.feed(damaged, 0.0)
+    # became STX (a v2 frame holds none) and the rest happens to match its LRC; never a
+    # v2 frame.
+    events = FrameDecoder().feed(damaged, 0.0)
     if any(isinstance(e, FrameReceived) for e in events):
-        assert dec.restarts >= 1 or damaged[0] == STX
+        assert STX in damaged
 
 
 @settings(max_examples=200)
