@@ -10,7 +10,11 @@
    them), and *forges an acknowledgement* when it yields what a sender of that
    version takes for ACK: a bare ACK byte for a v1 sender, `ACK seq crc` for a v2
    sender.
-2. Analytic, for long frames: a double flip of a v2 frame passes the CRC only
+2. The restart window (R4, kept by §6): a payload byte one bit from SOH restarts the
+   frame; over `--restart-frames` result frames with varied ids and RRNs, every such
+   flip is paired with every later flip, and the pairs that give a valid v2 frame are
+   counted.
+3. Analytic, for long frames: a double flip of a v2 frame passes the CRC only
    when its CRC difference is zero, i.e. two data bits 32767 bits apart (the period
    of x mod the CCITT polynomial), or one data bit whose CRC difference equals the
    change one flipped hex digit makes. The script finds the shortest
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import random
 import sys
 import time
 from collections.abc import Iterator
@@ -34,6 +39,7 @@ from agent.link.codec import (
     ACK,
     NAK,
     SEQ_DIGITS,
+    SOH,
     AnswerReceived,
     ControlReceived,
     Event,
@@ -113,6 +119,36 @@ def measure(sample: str, data: bytes, version: int) -> Tally:
     return tally
 
 
+def restart_search(frames: int, seed: int = 1) -> dict[str, int]:
+    """Double flips of v2 result frames that pass as a v2 frame through an SOH restart."""
+    rng = random.Random(seed)
+    with_pair = pairs = total = 0
+    for k in range(frames):
+        rrn = "".join(rng.choice("0123456789") for _ in range(12)).encode()
+        ident = "".join(rng.choice("abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ")
+                        for _ in range(5)).encode()
+        frame = encode_frame_v2(RESULT.replace(b"416300012345", rrn).replace(b"r7Qm2", ident),
+                                k % 16)
+        bits = len(frame) * 8
+        total += bits * (bits - 1) // 2
+        hits = 0
+        for i in range(2, len(frame) - 5):  # payload bytes
+            for bit in range(8):
+                if frame[i] ^ (1 << bit) != SOH:
+                    continue
+                base = bytearray(frame)
+                base[i] = SOH
+                for later in range((i + 1) * 8, bits):
+                    damaged = bytearray(base)
+                    damaged[later // 8] ^= 1 << (later % 8)
+                    hits += any(isinstance(e, FrameReceived) and e.version == 2
+                                for e in FrameDecoder().feed(bytes(damaged), 0.0))
+        pairs += hits
+        with_pair += hits > 0
+    return {"frames": frames, "frames_with_a_pair": with_pair, "pairs": pairs,
+            "double_flips": total}
+
+
 def _hex_digit_changes() -> set[int]:
     """XOR of the old and new value of a hex digit that one bit flip turns into another."""
     changes = set()
@@ -149,6 +185,7 @@ def shortest_weak_frame() -> dict[str, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument("--restart-frames", type=int, default=1000)
     args = parser.parse_args()
     started = time.monotonic()
     samples: list[tuple[str, bytes, int]] = [
@@ -163,6 +200,7 @@ def main() -> None:
     ]
     tallies = [measure(name, data, version) for name, data, version in samples]
     weak = shortest_weak_frame()
+    restart = restart_search(args.restart_frames)
     print("sample                       bytes  flips: accepted as v2 / as v1 / forged ACK")
     for t in tallies:
         print(f"{t.sample:28} {t.length:4}   single {t.single}: {t.single_accepted_v2} / "
@@ -171,11 +209,15 @@ def main() -> None:
     print(f"v2: shortest covered length with an undetectable double flip: "
           f"{weak['data_bit_and_crc_digit_bytes']} bytes (data bit + crc digit), "
           f"{weak['two_data_bits_bytes']} bytes (two data bits)")
+    print(f"v2 restart window: {restart['pairs']} of {restart['double_flips']} double flips "
+          f"of {restart['frames']} result frames pass as a v2 frame through an SOH restart "
+          f"({restart['frames_with_a_pair']} frames have such a pair)")
     print(f"{time.monotonic() - started:.1f} s")
     if args.json is not None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps({"samples": [asdict(t) for t in tallies],
-                                         "v2_shortest_weak": weak}, indent=2) + "\n")
+                                         "v2_shortest_weak": weak,
+                                         "v2_restart_window": restart}, indent=2) + "\n")
 
 
 if __name__ == "__main__":
