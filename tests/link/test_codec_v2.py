@@ -314,7 +314,7 @@ printable = st.binary(min_size=2, max_size=600).map(lambda b: bytes(0x20 + x % 0
 
 # One window exists, too narrow for random sampling to meet: a payload 'A' or '!' flipped
 # into SOH restarts the frame (R4, kept by §6) and one later flip in 65,536/(8 x tail)
-# makes the tail pass (about 6 double flips in 10^9 of a result frame; docs/reliability.md).
+# makes the tail pass (about 1 double flip in 10^9 of a result frame; docs/reliability.md).
 @settings(max_examples=300)
 @given(printable, st.integers(0, 15), st.data())
 def test_no_single_or_double_flip_of_any_v2_frame_is_accepted(
