@@ -49,6 +49,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--hex", action="store_true", help="also print raw bytes in hex")
     p.add_argument("--wait-s", type=float, default=60.0, metavar="S",
                    help="how long to wait for a final result (default 60)")
+    p.add_argument("--protocol", choices=("1", "2", "auto"), default=None,
+                   help="link version (protocol §6): 2 for CRC frames; auto (the URL's "
+                        "protocol= option, default) sends v1 until the agent sends v2")
 
     p = sub.add_parser("certify", help="go-live checks against the configured Paytm "
                        "(exit 0 all passed, 1 a check failed, 2 bad config)")

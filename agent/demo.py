@@ -1,7 +1,8 @@
 """`edc-agent demo`: the Paytm emulator, the agent and a virtual register on a pty, in one
 process, running a script a newcomer can follow: who says what, in order.
 
-    virtual register ══ pty ══ agent ══ loopback HTTP ══ Paytm emulator
+    virtual register   ══ pty ══ agent lane till-1 (link v1) ══ loopback HTTP ══ Paytm emulator
+    virtual register 2 ══ pty ══ agent lane till-2 (link v2, protocol=2) ══╝
 
 Nothing is special-cased for the demo: the agent runs exactly as under `edc-agent run`,
 with a temporary journal and the emulator's demo merchant.
@@ -17,22 +18,24 @@ import signal
 import sys
 import tempfile
 import tty as termios_tty
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import TextIO
 
 from agent.app import Agent, start_web_or_log
 from agent.config import Config, config_from_dict
+from agent.link.codec import ACK, encode_answer, encode_frame_v2
 from agent.link.layer import Link
 from agent.logs import SECRETS
 from agent.paytm.outcome import CallRecord
 from agent.receipts import rupees
-from agent.register.codec import message_id
+from agent.register.codec import encode, message_id
 from agent.register.messages import (
     Accepted,
     Error,
     Message,
     Paylink,
+    Ping,
     Pong,
     Refund,
     Request,
@@ -42,12 +45,13 @@ from agent.register.messages import (
     Status,
     Void,
 )
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
+from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, demo_bench_tid
 from agent.sim.register.client import Received, RegisterClient, Sent, TranscriptEvent
 from drivers.fd import FdTransport
-from drivers.url import LinkTimings
+from drivers.url import LinkProtocol, LinkTimings
 
 DEMO_TID = "12345678"
+DEMO_TID_2 = demo_bench_tid(1)  # till-2's terminal, also the demo merchant's
 CUSTOMER_DELAY_S = 1.5  # the simulated customer takes this long to tap a card
 RESULT_WAIT_S = 30.0
 REFUND_DELAY_S = 1.5  # Paytm keeps a refund pending (601) this long in the demo
@@ -71,9 +75,15 @@ class Narrator:
         self.say(f"{number}. {title}")
 
     def register_event(self, event: TranscriptEvent) -> None:
+        self._register_event("register says  ", event)
+
+    def register_2_event(self, event: TranscriptEvent) -> None:
+        self._register_event("register 2 says", event)
+
+    def _register_event(self, who: str, event: TranscriptEvent) -> None:
         match event:
             case Sent(message=message) if message is not None:
-                self.say(f"   register says   {_describe(message)}")
+                self.say(f"   {who} {_describe(message)}")
             case Received(message=message) if message is not None:
                 self.say(f"   agent says      {_describe(message)}")
                 if isinstance(message, Result) and message.status != "unknown":
@@ -134,12 +144,20 @@ def _describe(message: Message) -> str:
             return f"result {kind} {txn}: {status.upper()} {code} \"{text}\""
         case Error(code=code, message=text, txn=txn):
             return f"error {code.value}{' ' + txn if txn else ''}: \"{text}\""
-        case Pong(lane=lane, tid=tid, busy=busy, cloud=cloud):
-            return f"pong: lane {lane}, terminal {tid}, busy={busy}, Paytm {cloud}"
+        case Pong(lane=lane, tid=tid, busy=busy, cloud=cloud, link=link):
+            return (f"pong: lane {lane}, terminal {tid}, busy={busy}, Paytm {cloud}"
+                    + ("" if link is None else f", link v{link}"))
     return type(message).__name__.lower()
 
 
-def demo_config(base_url: str, journal: Path, tty: str, http_listen: str) -> Config:
+def demo_config(base_url: str, journal: Path, tty: str, http_listen: str,
+                tty_2: str | None = None) -> Config:
+    lanes: list[dict[str, str]] = [{"name": "till-1", "link": f"serial://{tty}",
+                                    "tid": DEMO_TID, "pos_id": "S1_1"}]
+    if tty_2 is not None:
+        # The second till speaks link v2 only (protocol §6): CRC-16 frames, numbered ACKs.
+        lanes.append({"name": "till-2", "link": f"serial://{tty_2}?protocol=2",
+                      "tid": DEMO_TID_2, "pos_id": "S1_2"})
     return config_from_dict({
         "paytm": {"mid": DEMO_MID, "merchant_key_file": "(demo key, in memory)",
                   "edc_base_url": base_url, "pg_base_url": base_url},
@@ -148,16 +166,17 @@ def demo_config(base_url: str, journal: Path, tty: str, http_listen: str) -> Con
         "http": {"listen": http_listen},
         "receipt": {"width": 32, "header": ["Demo Store", "MG Road, Bengaluru"],
                     "footer": ["Thank you!"]},
-        "lanes": [{"name": "till-1", "link": f"serial://{tty}", "tid": DEMO_TID,
-                   "pos_id": "S1_1"}],
+        "lanes": lanes,
     })
 
 
 class Script:
     """The demo's scripted register session."""
 
-    def __init__(self, client: RegisterClient, emulator: Emulator, say: Narrator) -> None:
+    def __init__(self, client: RegisterClient, emulator: Emulator, say: Narrator,
+                 client_2: RegisterClient | None = None) -> None:
         self.client = client
+        self.client_2 = client_2
         self.emulator = emulator
         self.say = say
         self._n = 0
@@ -183,6 +202,9 @@ class Script:
              self.paylink),
             ("A partial refund of ₹50.00 of the UPI sale of step 2", self.refund),
         ]
+        if self.client_2 is not None:
+            steps.append(("Till 2 speaks link v2: CRC-16 frames and ACKs that name their "
+                          "frame", self.link_v2))
         ok = True
         for number, (title, step) in enumerate(steps, start=1):
             self.say.step(number, title)
@@ -239,6 +261,25 @@ class Script:
         return isinstance(result, Result) and result.kind == "paylink" \
             and result.status == "success"
 
+    async def link_v2(self) -> bool:
+        client = self.client_2
+        if client is None:
+            return False
+        ping = Ping(id=self._id())
+        frame = encode_frame_v2(encode(ping), 0)  # the register's first frame: seq 0
+        self.say.say(f"   (on the wire: {frame[:6].hex(' ')} … {frame[-5:].hex(' ')}: SOH, "
+                     f"seq '0', the JSON, ETX, CRC {frame[-4:].decode()}; the agent answers "
+                     f"{encode_answer(ACK, 0).hex(' ')}, ACK '0' and its CRC)")
+        pong = (await client.request(ping, RESULT_WAIT_S)).final
+        sale = await self._ask_on(client, Sale(id=self._id(), txn="DEMOLINK2SALE1",
+                                               amount="32000"))
+        return (isinstance(pong, Pong) and pong.link == 2 and isinstance(sale, Result)
+                and sale.status == "success")
+
+    async def _ask_on(self, client: RegisterClient, request: Request) -> Result | Error | None:
+        final = (await client.request(request, RESULT_WAIT_S)).final
+        return final if isinstance(final, Result | Error) else None
+
     async def refund(self) -> bool:
         result = await self.ask(Refund(id=self._id(), txn="DEMOUPI00001",
                                        refund_id="DEMOREFUND01", amount="5000"))
@@ -251,55 +292,71 @@ async def run_demo(keep: bool, out: TextIO = sys.stdout) -> int:
     emulator = Emulator(EmulatorSettings(customer_delay_s=CUSTOMER_DELAY_S,
                                          refund_delay_s=REFUND_DELAY_S))
     with tempfile.TemporaryDirectory(prefix="edc-agent-demo-") as tmp:
-        master, slave = os.openpty()
-        # Raw at once, so nothing the register writes is echoed back before the agent opens it.
-        termios_tty.setraw(slave)
-        tty = os.ttyname(slave)
+        ptys = [os.openpty(), os.openpty()]
+        for _, slave in ptys:
+            # Raw at once, so nothing a register writes is echoed back before the agent
+            # opens it.
+            termios_tty.setraw(slave)
+        tty, tty_2 = (os.ttyname(slave) for _, slave in ptys)
         try:
             async with emulator.serve() as base_url:
                 listen = "127.0.0.1:8765" if keep else "127.0.0.1:0"
-                config = demo_config(base_url, Path(tmp) / "journal.db", tty, listen)
+                config = demo_config(base_url, Path(tmp) / "journal.db", tty, listen, tty_2)
                 SECRETS.add(DEMO_KEY.secret_bytes.decode("ascii"))
                 agent = Agent(config, DEMO_KEY)
                 agent.observe_calls(say.paytm_call)
                 say.say("edc-agent demo: a virtual register, the agent and a Paytm emulator")
                 say.say(f"   register on {tty} (pty) · Paytm emulator at {base_url} · "
                         f"journal {Path(tmp) / 'journal.db'}")
+                say.say(f"   register 2 on {tty_2} (pty, link v2)")
                 await agent.start()
                 web = await start_web_or_log(agent) if keep else None
                 try:
-                    ok = await _run_register(master, emulator, say,
-                                             web.url if web is not None else None)
+                    ok = await _run_registers(ptys[0][0], ptys[1][0], emulator, say,
+                                              web.url if web is not None else None)
                 finally:
                     if web is not None:
                         await web.stop()
                     await agent.stop()
         finally:
-            os.close(slave)
-            os.close(master)
+            for pair in ptys:
+                for fd in pair:
+                    os.close(fd)
     say.say()
     say.say("Demo finished: every step behaved as expected." if ok
             else "Demo finished with unexpected results (see above).")
     return 0 if ok else 1
 
 
-async def _run_register(master: int, emulator: Emulator, say: Narrator,
-                        web_url: str | None) -> bool:
-    transport = FdTransport(master, "virtual-register", close_fd=False)
+@contextlib.asynccontextmanager
+async def _register(master: int, name: str, protocol: LinkProtocol,
+                    transcript: Callable[[TranscriptEvent], None],
+                    ) -> AsyncIterator[RegisterClient]:
+    transport = FdTransport(master, name, close_fd=False)
     await transport.open()
-    link = Link(transport, LinkTimings(), name="virtual-register", id_of=message_id)
+    link = Link(transport, LinkTimings(), name=name, id_of=message_id, protocol=protocol)
     await link.start()
-    client = RegisterClient(link, transcript=say.register_event)
+    client = RegisterClient(link, transcript=transcript)
     await client.start()
     try:
-        ok = await Script(client, emulator, say).run()
-        if web_url is not None:
-            await _stay_up(say, web_url)
-        return ok
+        yield client
     finally:
         await client.stop()
         await link.stop()
         await transport.close()
+
+
+async def _run_registers(master: int, master_2: int, emulator: Emulator, say: Narrator,
+                         web_url: str | None) -> bool:
+    # Register 1 is a register of before link v2; register 2 speaks v2 only.
+    async with _register(master, "virtual-register", LinkProtocol.V1,
+                         say.register_event) as client, \
+            _register(master_2, "virtual-register-2", LinkProtocol.V2,
+                      say.register_2_event) as client_2:
+        ok = await Script(client, emulator, say, client_2).run()
+        if web_url is not None:
+            await _stay_up(say, web_url)
+        return ok
 
 
 async def _stay_up(say: Narrator, web_url: str) -> None:

@@ -1,5 +1,6 @@
 """Link benchmark: frame decoder throughput, and the ACK round trip of a 200-byte
-request frame over a pty pair, set beside the time the same bytes need on a wire.
+request frame over a pty pair, set beside the time the same bytes need on a wire;
+each for link v1 (STX … LRC, bare ACK) and v2 (SOH seq … CRC-16, `ACK seq crc`, §6).
 
     python -m bench.link [--round-trips 1000] [--json bench/results/link.json]
 
@@ -32,7 +33,14 @@ from typing import Any
 # Runnable as `python bench/link.py` from anywhere, not only as `python -m bench.link`.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from agent.link.codec import ACK, FrameDecoder, encode_frame
+from agent.link.codec import (
+    ACK,
+    SEQ_COUNT,
+    FrameDecoder,
+    encode_answer,
+    encode_frame,
+    encode_frame_v2,
+)
 from agent.link.layer import ACK_DEADLINE_S, Link
 from drivers.base import TransportState
 from drivers.serial_port import SerialTransport
@@ -62,9 +70,18 @@ def request_payload(n: int = 0, size: int = REQUEST_PAYLOAD_BYTES) -> bytes:
 # -- decoder throughput ---------------------------------------------------------------------
 
 
-def decoder_throughput(payload_size: int, chunk: int, total_bytes: int) -> dict[str, Any]:
-    frame = encode_frame(request_payload(0, payload_size) if payload_size >= 80
-                         else b"x" * payload_size)
+def frame_of(payload: bytes, n: int, version: int) -> bytes:
+    return encode_frame_v2(payload, n % SEQ_COUNT) if version == 2 else encode_frame(payload)
+
+
+def answer_of(n: int, version: int) -> bytes:
+    return encode_answer(ACK, n % SEQ_COUNT) if version == 2 else bytes((ACK,))
+
+
+def decoder_throughput(payload_size: int, chunk: int, total_bytes: int,
+                       version: int = 1) -> dict[str, Any]:
+    frame = frame_of(request_payload(0, payload_size) if payload_size >= 80
+                     else b"x" * payload_size, 0, version)
     count = max(1, total_bytes // len(frame))
     stream = frame * count
     chunks = [stream[i:i + chunk] for i in range(0, len(stream), chunk)]
@@ -79,6 +96,7 @@ def decoder_throughput(payload_size: int, chunk: int, total_bytes: int) -> dict[
         best = min(best, time.perf_counter() - t0)
     assert frames == count, (frames, count)
     return {
+        "link": version,
         "payload_bytes": payload_size,
         "chunk_bytes": chunk,
         "stream_bytes": len(stream),
@@ -120,17 +138,21 @@ async def _agent(path: str, ready_fd: int, stop_fd: int) -> None:
     await transport.close()
 
 
-def _read_exactly_one(fd: int, timeout_s: float) -> int:
-    ready, _, _ = select.select([fd], [], [], timeout_s)
-    if not ready:
-        raise TimeoutError("no answer from the agent")
-    data = os.read(fd, 1)
-    if not data:
-        raise EOFError("pty closed")
-    return data[0]
+def _read_exactly(fd: int, n: int, timeout_s: float) -> bytes:
+    out = b""
+    while len(out) < n:
+        ready, _, _ = select.select([fd], [], [], timeout_s)
+        if not ready:
+            raise TimeoutError("no answer from the agent")
+        data = os.read(fd, n - len(out))
+        if not data:
+            raise EOFError("pty closed")
+        out += data
+    return out
 
 
-def pty_round_trips(n: int) -> dict[str, Any]:
+def pty_round_trips(n: int, version: int = 1) -> dict[str, Any]:
+    """The agent's link runs protocol=auto (the default), so it answers each version."""
     master, slave = os.openpty()
     path = os.ttyname(slave)
     ready_r, ready_w = os.pipe()
@@ -143,15 +165,18 @@ def pty_round_trips(n: int) -> dict[str, Any]:
         if not ready:
             raise TimeoutError("the agent process did not come up")
         os.read(ready_r, 1)
-        frames = [encode_frame(request_payload(i)) for i in range(n + WARMUP_ROUND_TRIPS)]
+        frames = [frame_of(request_payload(i), i, version)
+                  for i in range(n + WARMUP_ROUND_TRIPS)]
         samples: list[float] = []
         for i, frame in enumerate(frames):
+            expected = answer_of(i, version)
             t0 = time.perf_counter()
             os.write(master, frame)
-            answer = _read_exactly_one(master, ANSWER_TIMEOUT_S)
+            answer = _read_exactly(master, len(expected), ANSWER_TIMEOUT_S)
             elapsed = time.perf_counter() - t0
-            if answer != ACK:
-                raise RuntimeError(f"round trip {i}: answer 0x{answer:02x}, expected ACK")
+            if answer != expected:
+                raise RuntimeError(f"round trip {i}: answer {answer.hex(' ')}, expected "
+                                   f"{expected.hex(' ')}")
             if i >= WARMUP_ROUND_TRIPS:
                 samples.append(elapsed)
     finally:
@@ -164,11 +189,12 @@ def pty_round_trips(n: int) -> dict[str, Any]:
             os.close(fd)
     samples.sort()
     frame_len = len(frames[0])
-    wire_bytes = frame_len + 1  # the frame and its ACK
+    wire_bytes = frame_len + len(answer_of(0, version))  # the frame and its ACK
     wire = {str(b): wire_bytes * BITS_PER_BYTE / b for b in BAUD_RATES}
     p50 = statistics.median(samples)
     p99 = samples[min(len(samples) - 1, int(len(samples) * 0.99))]
     return {
+        "link": version,
         "round_trips": len(samples),
         "frame_bytes": frame_len,
         "wire_bytes": wire_bytes,
@@ -200,22 +226,45 @@ def main(argv: list[str] | None = None) -> int:
 
     total = int(args.decoder_mb * 1e6)
     cases = [
-        decoder_throughput(REQUEST_PAYLOAD_BYTES, 4096, total),
-        decoder_throughput(4096, 65536, total),
-        decoder_throughput(REQUEST_PAYLOAD_BYTES, 64, total // 4),
-        decoder_throughput(REQUEST_PAYLOAD_BYTES, 1, total // 40),
+        decoder_throughput(size, chunk, share, version)
+        for version in (1, 2)
+        for size, chunk, share in ((REQUEST_PAYLOAD_BYTES, 4096, total), (4096, 65536, total),
+                                   (REQUEST_PAYLOAD_BYTES, 64, total // 4),
+                                   (REQUEST_PAYLOAD_BYTES, 1, total // 40))
     ]
     print("Frame decoder (best of 3)")
-    print(f"  {'payload B':>9} {'chunk B':>8} {'frames':>8} {'MB/s':>9} {'frames/s':>11}")
+    print(f"  {'link':>4} {'payload B':>9} {'chunk B':>8} {'frames':>8} {'MB/s':>9} "
+          f"{'frames/s':>11}")
     for c in cases:
-        print(f"  {c['payload_bytes']:>9} {c['chunk_bytes']:>8} {c['frames']:>8} "
-              f"{c['mb_per_s']:>9.1f} {c['frames_per_s']:>11,.0f}")
+        print(f"  {'v' + str(c['link']):>4} {c['payload_bytes']:>9} {c['chunk_bytes']:>8} "
+              f"{c['frames']:>8} {c['mb_per_s']:>9.1f} {c['frames_per_s']:>11,.0f}")
 
-    rt = pty_round_trips(args.round_trips)
+    trips = [pty_round_trips(args.round_trips, version) for version in (1, 2)]
+    for rt in trips:
+        _print_round_trip(rt)
+
+    result = {
+        "benchmark": "link",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "decoder": cases,
+        "pty_round_trip": trips[0],
+        "pty_round_trip_v2": trips[1],
+    }
+    args.json.parent.mkdir(parents=True, exist_ok=True)
+    args.json.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\nwritten: {args.json}")
+    return 0
+
+
+def _print_round_trip(rt: dict[str, Any]) -> None:
     ms = 1000.0
     print()
-    print(f"Round trip over a pty: {rt['frame_bytes']}-byte frame "
-          f"({REQUEST_PAYLOAD_BYTES}-byte payload) + ACK, {rt['round_trips']} round trips")
+    print(f"Round trip over a pty, link v{rt['link']}: {rt['frame_bytes']}-byte frame "
+          f"({REQUEST_PAYLOAD_BYTES}-byte payload) + {rt['wire_bytes'] - rt['frame_bytes']}"
+          f"-byte ACK, {rt['round_trips']} round trips")
     print(f"  {'':24} {'ms':>9} {'share of wire @115200':>22}")
     for key, label in (("p50_s", "measured p50"), ("p99_s", "measured p99"),
                        ("max_s", "measured max")):
@@ -228,20 +277,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  target: agent share < {TARGET_SHARE:.0%} of the wire time at 115200 -> {verdict}")
     print(f"  R1: every ACK within {ACK_DEADLINE_S * ms:.0f} ms of the frame: "
           f"{'yes' if rt['within_ack_deadline_all'] else 'NO'}")
-
-    result = {
-        "benchmark": "link",
-        "when": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "python": sys.version.split()[0],
-        "platform": platform.platform(),
-        "cpus": os.cpu_count(),
-        "decoder": cases,
-        "pty_round_trip": rt,
-    }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\nwritten: {args.json}")
-    return 0
 
 
 if __name__ == "__main__":

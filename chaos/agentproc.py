@@ -36,7 +36,8 @@ class Timing:
 
 def write_config(workdir: Path, base_url: str, lanes: list[tuple[str, str, str]],
                  timing: Timing) -> Path:
-    """`lanes`: (name, pty path, terminal id) for each lane."""
+    """`lanes`: (name, pty path, terminal id) for each lane; a path may carry link options
+    (`/dev/pts/4?protocol=2`)."""
     key = workdir / "merchant.key"
     key.write_bytes(DEMO_KEY.secret_bytes)
     os.chmod(key, 0o600)

@@ -1,5 +1,8 @@
 """Fault campaign (issue 8): N sales over L lanes while the agent is SIGKILLed and
 restarted, register lines flip and drop bytes, and the Paytm emulator misbehaves.
+Half the lanes (--v2-lanes) speak link v2 (protocol §6) at both ends, on a line with
+raw noise and symbol flips (STX <-> ACK, SOH -> ENQ, ...) that v1 could not survive; the
+verdict counts results the agent marked delivered that the register never received.
 
     python chaos/campaign.py --sales 2000 --lanes 8 --seed 1
     python chaos/campaign.py --sales 200 --seed 7 --json out.json --keep
@@ -49,7 +52,8 @@ from chaos.line import FaultCounts
 from chaos.monkey import EmulatorFaults, Killer, LateCustomers, Outages, integrity
 from chaos.proxy import LaneProxy, Pty, socket_pair
 from chaos.register import RegisterLane
-from chaos.verdict import Verdict, dump, judge, render
+from chaos.verdict import Verdict, delivered_not_received, dump, judge, render
+from drivers.url import LinkProtocol
 
 # The simulated customers (emulator magic amounts: last two digits of the paise).
 MAGIC_MIX: Final[tuple[tuple[str, float], ...]] = (
@@ -79,6 +83,11 @@ class Options:
     min_uptime_s: float = 3.0
     line_rate: float = 0.05
     raw_line: bool = False
+    v2_lanes: int | None = None  # lanes on link v2; None: half of them (rounded down)
+    v2_line_rate: float = 0.001  # v2 lanes: raw faults per byte (flip or drop)
+    # Raw lanes (v2, and v1 with --raw-line): probability that a symbol byte becomes
+    # another one bit away. Rare on a cable; frequent here so every run meets it.
+    symbol_flips: float = 0.03
     quiet_s: float = 3.0
     fault_gap_s: float = 1.0
     outage_gap_s: float = 30.0
@@ -169,6 +178,8 @@ class Rig:
     outages: Outages
     customers: LateCustomers
     started: float
+    versions: list[int]  # link version of each lane, in the order of `registers`
+    lane_names: list[str]
 
     @property
     def journal(self) -> Path:
@@ -203,24 +214,37 @@ async def rig(opts: Options, workdir: Path) -> AsyncIterator[Rig]:
         registers: list[RegisterLane] = []
         proxies: list[LaneProxy] = []
         lanes: list[tuple[str, str, str]] = []
+        v2 = v2_lane_indices(opts.lanes, opts.v2_lanes)
+        versions = [2 if i in v2 else 1 for i in range(opts.lanes)]
         for i in range(opts.lanes):
             name = f"lane-{i + 1}"
             pty = Pty()
             stack.callback(pty.close)
             register_fd, proxy_fd = socket_pair()
-            proxy = LaneProxy(name, proxy_fd, pty.master, seed=opts.seed * 1000 + i,
-                              rate=opts.line_rate, quiet_s=opts.quiet_s, raw=opts.raw_line)
+            if i in v2:
+                proxy = LaneProxy(name, proxy_fd, pty.master, seed=opts.seed * 1000 + i,
+                                  rate=opts.v2_line_rate, quiet_s=opts.quiet_s, raw=True,
+                                  confuse=opts.symbol_flips)
+            else:
+                proxy = LaneProxy(name, proxy_fd, pty.master, seed=opts.seed * 1000 + i,
+                                  rate=opts.line_rate, quiet_s=opts.quiet_s,
+                                  raw=opts.raw_line,
+                                  confuse=opts.symbol_flips if opts.raw_line else 0.0)
             await proxy.start()
             stack.push_async_callback(proxy.stop)
             count = opts.sales // opts.lanes + (1 if i < opts.sales % opts.lanes else 0)
+            # v2 at both ends: a protocol=2 lane and a register that speaks v2 only, so
+            # neither ever takes a v1 frame that noise made out of a v2 one.
             register = RegisterLane(f"r{i + 1}", register_fd,
                                     plan(i + 1, count, rng, opts.seed),
-                                    sale_deadline_s=opts.sale_deadline_s, hook=hook)
+                                    sale_deadline_s=opts.sale_deadline_s, hook=hook,
+                                    protocol=LinkProtocol.V2 if i in v2 else LinkProtocol.V1)
             await register.open()
             stack.push_async_callback(register.close)
             registers.append(register)
             proxies.append(proxy)
-            lanes.append((name, pty.path, demo_bench_tid(i + 1)))
+            lanes.append((name, pty.path + ("?protocol=2" if i in v2 else ""),
+                          demo_bench_tid(i + 1)))
         agent = AgentProcess(write_config(workdir, cloud.base_url, lanes, opts.timing),
                              workdir / "agent.log")
         stack.push_async_callback(agent.kill)  # a no-op once it was stopped
@@ -234,7 +258,16 @@ async def rig(opts: Options, workdir: Path) -> AsyncIterator[Rig]:
         outages = Outages(cloud, random.Random(rng.random()), mean_gap_s=opts.outage_gap_s)
         yield Rig(opts=opts, workdir=workdir, emulator=emulator, cloud=cloud, agent=agent,
                   registers=registers, proxies=proxies, killer=killer, faults=faults,
-                  outages=outages, customers=customers, started=started)
+                  outages=outages, customers=customers, started=started, versions=versions,
+                  lane_names=[name for name, _, _ in lanes])
+
+
+def v2_lane_indices(lanes: int, v2_lanes: int | None) -> frozenset[int]:
+    """Which lanes speak v2: every other one first (lane-2, lane-4, ...), so both versions
+    run side by side, then the rest from the top."""
+    count = lanes // 2 if v2_lanes is None else max(0, min(lanes, v2_lanes))
+    order = [*range(1, lanes, 2), *range(0, lanes, 2)]
+    return frozenset(order[:count])
 
 
 async def sell(r: Rig) -> bool:
@@ -307,10 +340,11 @@ async def settle(r: Rig, verdict: Verdict) -> None:
 
 def figures(r: Rig) -> dict[str, object]:
     """What happened during the run, for the table and the JSON."""
-    line = FaultCounts()
-    for proxy in r.proxies:
-        for kind in ("flip", "drop_frame_byte", "drop_control"):
-            setattr(line, kind, getattr(line, kind) + getattr(proxy.counts, kind))
+    line = {1: FaultCounts(), 2: FaultCounts()}
+    for proxy, version in zip(r.proxies, r.versions, strict=True):
+        for kind in ("flip", "drop_frame_byte", "drop_control", "symbol_flip"):
+            total = line[version]
+            setattr(total, kind, getattr(total, kind) + getattr(proxy.counts, kind))
     baskets = [b for x in r.registers for b in x.baskets]
     kills = sum(r.killer.kills.values())
     return {
@@ -327,8 +361,15 @@ def figures(r: Rig) -> dict[str, object]:
         "cloud_outages": r.cloud.outages,
         "late_customers": {"paid_after_unknown": r.customers.paid,
                            "missed": r.customers.missed},
-        "line_faults": {"flip": line.flip, "drop_frame_byte": line.drop_frame_byte,
-                        "drop_control": line.drop_control},
+        "link_versions": {"v1": r.versions.count(1), "v2": r.versions.count(2)},
+        "line_faults": {"flip": line[1].flip, "drop_frame_byte": line[1].drop_frame_byte,
+                        "drop_control": line[1].drop_control,
+                        **({"symbol_flip": line[1].symbol_flip} if r.opts.raw_line else {})},
+        "line_faults_v2": {"flip": line[2].flip,
+                           "drop": line[2].drop_frame_byte + line[2].drop_control,
+                           "symbol_flip": line[2].symbol_flip},
+        "v2_line": {"rate_per_byte": r.opts.v2_line_rate,
+                    "symbol_flip_per_symbol": r.opts.symbol_flips},
         "line_bytes_lost_agent_down": sum(p.lost for p in r.proxies),
         "emulator_faults_injected": dict(sorted(r.faults.injected.items())),
         "register_undelivered_requests": sum(b.undelivered for b in baskets),
@@ -347,6 +388,15 @@ async def run(opts: Options, workdir: Path) -> Verdict:
         results = {txn: seen for x in r.registers for txn, seen in x.results.items()}
         verdict = judge((b for x in r.registers for b in x.baskets), results, r.emulator,
                         r.journal)
+        lost = delivered_not_received(r.journal, {
+            name: (version, register.received_ids)
+            for name, version, register in zip(r.lane_names, r.versions, r.registers,
+                                               strict=True)})
+        verdict.figures["delivered_not_received"] = lost
+        for version, count in lost.items():
+            if count:
+                verdict.fail(f"{count} result(s) marked delivered on {version} lanes that "
+                             "their register never received")
         if timed_out:
             verdict.fail(f"the run hit --max-duration ({opts.max_duration_s:g} s)")
         verdict.violations += settled.violations
@@ -375,6 +425,14 @@ def parse_args(argv: list[str] | None) -> Options:
     p.add_argument("--raw-line", action="store_true",
                    help="damage the line without the detectable model (to show its limit: "
                         "--line-rate is then per byte)")
+    p.add_argument("--v2-lanes", type=int, default=None, metavar="N",
+                   help="lanes on link v2 at both ends (default: half of --lanes)")
+    p.add_argument("--v2-line-rate", type=float, default=d.v2_line_rate, metavar="P",
+                   help="v2 lanes: raw fault probability per byte (%(default)s)")
+    p.add_argument("--symbol-flips", type=float, default=d.symbol_flips, metavar="P",
+                   help="raw lanes (v2; v1 with --raw-line): probability that a symbol byte "
+                        "(SOH, STX, ETX, ACK, ...) becomes another one bit away "
+                        "(%(default)s)")
     p.add_argument("--quiet", type=float, default=d.quiet_s, metavar="S",
                    help="clean seconds on a lane after each line fault (%(default)s)")
     p.add_argument("--fault-gap", type=float, default=d.fault_gap_s, metavar="S",
@@ -396,6 +454,8 @@ def parse_args(argv: list[str] | None) -> Options:
     return Options(sales=a.sales, lanes=a.lanes, seed=a.seed, kill_gap_s=a.kill_gap,
                    kill_at_sale=a.kill_at_sale, kill_at_accepted=a.kill_at_accepted,
                    line_rate=a.line_rate, quiet_s=a.quiet, fault_gap_s=a.fault_gap,
+                   v2_lanes=a.v2_lanes, v2_line_rate=a.v2_line_rate,
+                   symbol_flips=a.symbol_flips,
                    outage_gap_s=a.outage_gap, raw_line=a.raw_line,
                    sale_deadline_s=a.sale_deadline, max_duration_s=a.max_duration,
                    workdir=a.workdir, keep=a.keep or a.workdir is not None,

@@ -29,6 +29,11 @@ After a fault on a lane, both directions of that lane stay clean for `quiet_s`
 send). Two faults racing on one exchange are a second way to forge an ACK (a late ACK
 of one frame taken for the next, layer.py's module comment), so they are kept apart.
 
+Lanes on link v2 (protocol §6) get `RawFaults` instead, with `confuse`: symbols turned
+into symbols one bit away (STX <-> ACK, SOH -> ENQ, NAK -> ENQ, ETX -> SOH...), the very
+damage left out above. v2's CRC and numbered ACKs must make it harmless: the campaign
+counts results marked delivered that the register never received (chaos.verdict).
+
 Everything here is pure: bytes in, bytes out, time passed in, a seeded RNG.
 """
 
@@ -39,13 +44,19 @@ import random
 from dataclasses import dataclass, field
 from typing import Final
 
-from agent.link.codec import ACK, ENQ, ETX, MAX_PAYLOAD, NAK, STX
+from agent.link.codec import ACK, ENQ, EOT, ETX, MAX_PAYLOAD, NAK, SOH, STX
 
 # Bytes a flip must never produce: framing and control symbols (tests/link/pipes.py).
 FRAMING_AND_CONTROL: Final = frozenset({0x02, 0x03, 0x04, 0x05, 0x06, 0x15})
 # An LRC equal to one of these acts on its own once the frame's STX is lost.
 ACTING_LRC: Final = frozenset({STX, ENQ, ACK, NAK})
 CONTROLS: Final = frozenset({ENQ, ACK, NAK})
+# Symbols of either link version, and the symbols one bit flip away from each.
+SYMBOLS: Final = frozenset({SOH, STX, ETX, EOT, ENQ, ACK, NAK})
+CONFUSIONS: Final[dict[int, tuple[int, ...]]] = {
+    byte: tuple(byte ^ (1 << bit) for bit in range(8) if byte ^ (1 << bit) in SYMBOLS)
+    for byte in sorted(SYMBOLS)
+}
 # A frame longer than this (STX + payload + ETX + LRC) is not one of a well-formed sender.
 MAX_FRAME: Final = MAX_PAYLOAD + 3
 
@@ -54,6 +65,7 @@ class FaultKind(enum.StrEnum):
     FLIP = "flip"  # one bit of one payload byte
     DROP_FRAME_BYTE = "drop_frame_byte"  # one byte of a frame (STX, payload, ETX or LRC)
     DROP_CONTROL = "drop_control"  # an ACK, NAK or ENQ outside a frame
+    SYMBOL_FLIP = "symbol_flip"  # raw model: a symbol turned into another, one bit away
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,12 +144,13 @@ class FaultCounts:
     flip: int = 0
     drop_frame_byte: int = 0
     drop_control: int = 0
+    symbol_flip: int = 0
 
     def add(self, kind: FaultKind) -> None:
         setattr(self, kind.value, getattr(self, kind.value) + 1)
 
     def total(self) -> int:
-        return self.flip + self.drop_frame_byte + self.drop_control
+        return self.flip + self.drop_frame_byte + self.drop_control + self.symbol_flip
 
 
 def flip_choices(byte: int) -> list[int]:
@@ -175,11 +188,12 @@ class DetectableFaults:
     """One direction of one lane: spoils units with probability `rate`, through the gate."""
 
     def __init__(self, seed: int, rate: float, gate: QuietGate,
-                 counts: FaultCounts | None = None) -> None:
+                 counts: FaultCounts | None = None, confuse: float = 0.0) -> None:
         self._rng = random.Random(seed)
         self.rate = rate
         self.gate = gate
         self.counts = counts if counts is not None else FaultCounts()
+        self.confuse = confuse  # RawFaults only: probability per symbol byte
 
     def apply(self, unit: Unit, now: float) -> bytes:
         if self._rng.random() >= self.rate or not self.gate.open(now):
@@ -203,6 +217,10 @@ class RawFaults(DetectableFaults):
             return unit.data
         out = bytearray()
         for byte in unit.data:
+            if self.confuse and byte in CONFUSIONS and self._rng.random() < self.confuse:
+                self.counts.add(FaultKind.SYMBOL_FLIP)
+                out.append(self._rng.choice(CONFUSIONS[byte]))
+                continue
             roll = self._rng.random()
             if roll < self.rate / 2:
                 self.counts.add(FaultKind.DROP_CONTROL if not unit.frame

@@ -134,7 +134,7 @@ class LaneProxy:
     units by the detectable fault model (chaos.line)."""
 
     def __init__(self, name: str, register_fd: int, agent_fd: int, *, seed: int,
-                 rate: float, quiet_s: float, raw: bool = False,
+                 rate: float, quiet_s: float, raw: bool = False, confuse: float = 0.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.gate = QuietGate(quiet_s)
@@ -142,8 +142,8 @@ class LaneProxy:
         self._register = FdEnd(register_fd, f"{name}:register")
         self._agent = FdEnd(agent_fd, f"{name}:agent")
         model = RawFaults if raw else DetectableFaults
-        self._to_agent = model(seed * 2, rate, self.gate, self.counts)
-        self._to_register = model(seed * 2 + 1, rate, self.gate, self.counts)
+        self._to_agent = model(seed * 2, rate, self.gate, self.counts, confuse)
+        self._to_register = model(seed * 2 + 1, rate, self.gate, self.counts, confuse)
         self._clock = clock
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -9,7 +9,9 @@ after `sale_deadline_s` makes the lane stuck: the register stops selling, as a c
 would, and the campaign reports it.
 
 Every `result` frame the register receives (answers, repeats, results the agent sends on
-its own) is kept per `txn` for the verdict.
+its own) is kept per `txn` for the verdict, and the message id of every frame it
+received at all, so that the verdict can count results the agent marked delivered that
+this register never got.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from agent.register.messages import (
 )
 from agent.sim.register.client import Received, RegisterClient, TranscriptEvent
 from drivers.fd import FdTransport
-from drivers.url import LinkTimings
+from drivers.url import LinkProtocol, LinkTimings
 
 SALE_WAIT_S: Final = 8.0  # a sale's own exchange: accepted, then usually the result
 STATUS_WAIT_S: Final = 4.0  # one status question
@@ -88,18 +90,21 @@ Hook = Callable[[str, str, str], None]  # (event, txn, amount): "sale", "accepte
 
 class RegisterLane:
     def __init__(self, name: str, fd: int, plan: list[tuple[str, str]], *,
-                 sale_deadline_s: float, hook: Hook | None = None) -> None:
+                 sale_deadline_s: float, hook: Hook | None = None,
+                 protocol: LinkProtocol = LinkProtocol.V1) -> None:
         self.name = name
+        self.protocol = protocol
         self.plan = plan
         self.sale_deadline_s = sale_deadline_s
         self.baskets: list[Basket] = []
         self.results: dict[str, list[SeenResult]] = {}
+        self.received_ids: set[str] = set()  # of every frame received, valid reply or not
         self.stuck = False
         self.done = False
         self._hook = hook
         self._transport = FdTransport(fd, f"register:{name}", close_fd=True)
         self._link = Link(self._transport, REGISTER_TIMINGS, name=f"register:{name}",
-                          id_of=message_id)
+                          id_of=message_id, protocol=protocol)
         self.client = RegisterClient(self._link, transcript=self._record)
         self._changed = asyncio.Event()
         self._n = 0
@@ -121,6 +126,10 @@ class RegisterLane:
     def _record(self, event: TranscriptEvent) -> None:
         if not isinstance(event, Received):
             return
+        # From the payload, not the decoded reply: a frame is received even when the
+        # message in it breaks §3.
+        if (received_id := message_id(event.payload)) is not None:
+            self.received_ids.add(received_id)
         message = event.message
         if isinstance(message, Result) and message.kind == "sale":
             self.results.setdefault(message.txn, []).append(SeenResult(

@@ -15,6 +15,10 @@ Per merchant transaction id (`txn`):
                             customer paid, failed otherwise; same amount; same RRN.
     journal                 the row is final with the same status; every result row in
                             the outbox was ACKed by the register (none undelivered).
+
+Per result row of the outbox marked delivered: its register received a frame with that
+message id. A row marked delivered that its register never received is the loss a
+forged or misattributed ACK causes (protocol §6); it is counted per link version.
 """
 
 from __future__ import annotations
@@ -65,6 +69,26 @@ def read_journal(path: Path) -> tuple[dict[str, JournalRow], int, int]:
         ).fetchone()[0])
         total = int(db.execute("SELECT count(*) FROM outbox").fetchone()[0])
     return rows, undelivered, total
+
+
+def delivered_not_received(journal: Path, lanes: Mapping[str, tuple[int, set[str]]]
+                           ) -> dict[str, int]:
+    """Outbox rows the agent marked delivered (ACKed) whose message the register of their
+    lane never received, by link version ("v1", "v2"). `lanes`: lane name → (link
+    version, ids of every frame that lane's register received)."""
+    counts = {f"v{version}": 0 for version, _ in lanes.values()}
+    with closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=10)) as db:
+        rows = db.execute("SELECT lane, payload FROM outbox WHERE delivered_at IS NOT NULL")
+        for lane, payload in rows:
+            version, received = lanes.get(lane, (0, set()))
+            try:
+                ident = json.loads(payload).get("id")
+            except (ValueError, AttributeError):
+                ident = None
+            if ident not in received:
+                key = f"v{version}"
+                counts[key] = counts.get(key, 0) + 1
+    return dict(sorted(counts.items()))
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -204,8 +228,14 @@ def render(v: Verdict) -> str:
             f"{k} {n}" for k, n in f.get("resumed_after_kill", {}).items()),
         f"{'agent crashes (exits not caused by us)':<44}{len(f.get('crashes', []))}",
         f"{'agent ERROR lines / tracebacks logged':<44}{f.get('agent_errors_logged')}",
-        f"{'line faults (' + str(f.get('line_model')) + ' model)':<44}" + ", ".join(
+        f"{'lanes on link v1 / v2':<44}{f.get('link_versions', {}).get('v1')} / "
+        f"{f.get('link_versions', {}).get('v2')}",
+        f"{'line faults, v1 lanes (' + str(f.get('line_model')) + ' model)':<44}" + ", ".join(
             f"{k} {n}" for k, n in f.get("line_faults", {}).items()),
+        f"{'line faults, v2 lanes (raw + symbol flips)':<44}" + ", ".join(
+            f"{k} {n}" for k, n in f.get("line_faults_v2", {}).items()),
+        f"{'results marked delivered, never received':<44}" + ", ".join(
+            f"{k} {n}" for k, n in f.get("delivered_not_received", {}).items()),
         f"{'cloud outages (refused + cut, 1-3 s)':<44}{f.get('cloud_outages')}",
         f"{'register: errors answered':<44}" + (", ".join(
             f"{k} {n}" for k, n in f.get("register_errors", {}).items()) or "none"),

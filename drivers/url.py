@@ -6,10 +6,12 @@
 
 Link-layer timings may be tuned on any URL with query keys (protocol §2 defaults):
 `ack_timeout_s` (S1, 1.0), `retries` (S2, 3), `frame_gap_s` (R5, 0.5).
+`protocol=1|2|auto` (§6, default `auto`) picks the link version.
 """
 
 from __future__ import annotations
 
+import enum
 import math
 import re
 from dataclasses import dataclass
@@ -27,6 +29,14 @@ FRAME_GAP_S = 0.5  # R5: a partial frame is dropped after this silence
 ACK_DEADLINE_S = 0.1  # R1: the receiver ACKs within this time (not tunable: it is our promise)
 
 _USB_RE = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$")
+
+
+class LinkProtocol(enum.StrEnum):
+    """Which link versions a lane speaks (protocol §6)."""
+
+    V1 = "1"  # v1 only: a v2 frame is ignored
+    V2 = "2"  # v2 only: a v1 frame is answered with a bare NAK
+    AUTO = "auto"  # both; send in the version of the last valid frame received
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +70,7 @@ class LinkSpec:
     url: str
     target: SerialSpec | UsbSpec | TcpSpec
     timings: LinkTimings
+    protocol: LinkProtocol = LinkProtocol.AUTO
 
     @property
     def kind(self) -> str:
@@ -84,6 +95,7 @@ def parse_link_url(url: str, key: str = "link") -> LinkSpec:
         raise ConfigError([f"{key}: cannot read the query of {url!r}"]) from None
     problems: list[str] = []
     timings = _timings(query, key, problems)
+    protocol = _protocol(query, key, problems)
     target: SerialSpec | UsbSpec | TcpSpec | None = None
     if parts.scheme == "serial":
         path = parts.path
@@ -121,7 +133,16 @@ def parse_link_url(url: str, key: str = "link") -> LinkSpec:
         problems.append(f"{key}: unknown link option {unknown!r}")
     if problems or target is None:
         raise ConfigError(problems or [f"{key}: invalid link URL {url!r}"])
-    return LinkSpec(url=url, target=target, timings=timings)
+    return LinkSpec(url=url, target=target, timings=timings, protocol=protocol)
+
+
+def _protocol(query: dict[str, str], key: str, problems: list[str]) -> LinkProtocol:
+    text = query.pop("protocol", LinkProtocol.AUTO.value)
+    try:
+        return LinkProtocol(text)
+    except ValueError:
+        problems.append(f"{key}: protocol must be 1, 2 or auto (got {text!r})")
+        return LinkProtocol.AUTO
 
 
 def _timings(query: dict[str, str], key: str, problems: list[str]) -> LinkTimings:

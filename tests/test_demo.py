@@ -21,7 +21,11 @@ def test_demo_runs_the_script_and_exits_0() -> None:
                      "Paytm received 1 Sale for DEMOCARD0001",
                      "result paylink DEMOLINK0001: SUCCESS", "Send Payment Request",
                      "result refund DEMOREFUND01: SUCCESS", "UPI PAYMENT LINK", "REFUNDED",
-                     "APPROVED", "VOIDED", "every step behaved as expected"):
+                     "APPROVED", "VOIDED", "every step behaved as expected",
+                     # Till 2 on link v2 (protocol §6): its pong says so, and it sells.
+                     "pong: lane till-2, terminal 70000001, busy=False, Paytm ok, link v2",
+                     "result sale DEMOLINK2SALE1: SUCCESS",
+                     "the agent answers 06 30 38 31 46 41"):
         assert expected in out, expected
     # The story is in order: the register asks before the agent answers.
     assert out.index("register says   sale DEMOCARD0001") < \

@@ -229,7 +229,7 @@ class Engine:
         tid = lane.config.tid
         await lane.reply(Pong(re=request.id, version=__version__, lane=lane.name, tid=tid,
                               busy=self.ledger.holder(tid) is not None,
-                              cloud=fields.cloud(self.health.state)))
+                              cloud=fields.cloud(self.health.state), link=lane.link_version))
 
     async def _status(self, lane: LanePort, req: Status) -> None:
         kind = Kind(req.kind)

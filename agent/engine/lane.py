@@ -22,7 +22,7 @@ from agent.link.layer import Link, LinkClosedError
 from agent.register.codec import decode_request, encode, message_id
 from agent.register.messages import Error, Request
 from drivers.base import Transport
-from drivers.url import LinkTimings
+from drivers.url import LinkProtocol, LinkTimings
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +47,9 @@ class Lane:
         self._config = config
         self.transport = transport
         timings = config.spec.timings if config.spec is not None else LinkTimings()
-        self.link = Link(transport, timings, name=config.name, id_of=message_id)
+        protocol = config.spec.protocol if config.spec is not None else LinkProtocol.AUTO
+        self.link = Link(transport, timings, name=config.name, id_of=message_id,
+                         protocol=protocol)
         self._engine = engine
         self._journal = journal
         self._outbox: collections.deque[OutboxRecord] = collections.deque()
@@ -65,6 +67,10 @@ class Lane:
     @property
     def config(self) -> LaneConfig:
         return self._config
+
+    @property
+    def link_version(self) -> int:
+        return self.link.link_version
 
     @property
     def undelivered(self) -> int:

@@ -48,6 +48,9 @@ class LanePort(Protocol):
     @property
     def config(self) -> LaneConfig: ...
 
+    @property
+    def link_version(self) -> int: ...  # §6: what the lane sends now, for `pong`
+
     async def reply(self, message: Reply) -> bool: ...
 
     def deliver(self, outbox: OutboxRecord) -> None: ...

@@ -1,4 +1,5 @@
-"""The link state machine of one register link (protocol §2): ACK/NAK, stop-and-wait, R7.
+"""The link state machine of one register link (protocol §2, link v2 of §6): ACK/NAK,
+stop-and-wait, R7.
 
 One `Link` sits on one `Transport`. A reader task turns incoming bytes into
 events (agent.link.codec) and answers them at once; `send()` frames a payload and
@@ -22,9 +23,20 @@ Ordering rules:
 - S1/S2: the answer listener is installed before the frame is written, so an
   ACK racing the write is never missed. One frame (or ENQ, for `check()`) is
   outstanding at a time; concurrent `send()` callers queue on a lock in FIFO order.
-  An ACK/NAK with nobody waiting is counted in `stray_controls` and ignored. (A
+  An ACK/NAK with nobody waiting is counted in `stray_controls` and ignored. (v1: a
   late ACK for a frame already given up on, arriving after the next frame was
-  written, is taken for that frame's ACK: stop-and-wait cannot tell them apart.)
+  written, is taken for that frame's ACK: a bare ACK names no frame.)
+- V3: a v2 frame is acknowledged only by `ACK seq crc` with its own seq; a bare
+  ACK (which is also the first byte of every v2 answer), an answer for another
+  seq, or a malformed one is ignored, so that late ACK cannot acknowledge it.
+  `NAK` with its seq or `?` makes it repeat. A repeat keeps its bytes (and seq).
+- Versions (§6): `protocol=1` decodes v1 only (a v2 frame is ignored: SOH is noise
+  to a v1 decoder); `protocol=2` answers a v1 frame with a bare NAK and sends v2;
+  `auto` answers each frame in its own version and sends new frames in the
+  version of the last valid frame received (v1 until the first). The version of
+  a message is fixed when its first send starts; a switch affects the next one.
+- V1: a v2 frame with the seq and crc of the last v2 frame ACKed on this link is
+  a repeat (our ACK was lost): ACKed again, not handed on (`duplicates`).
 - A write that raises TransportDownError counts as a failed send; the next
   attempt comes ack_timeout_s later, as after a missing ACK, so a replugged
   adapter gets the remaining attempts.
@@ -51,16 +63,22 @@ from agent.link.codec import (
     ACK,
     ENQ,
     NAK,
+    SEQ_COUNT,
+    AnswerMalformed,
+    AnswerReceived,
     ControlReceived,
     Event,
     FrameDecoder,
     FrameReceived,
     FrameRejected,
     PartialDropped,
+    check_payload,
+    encode_answer,
     encode_frame,
+    encode_frame_v2,
 )
 from drivers.base import Transport
-from drivers.url import ACK_DEADLINE_S, LinkTimings
+from drivers.url import ACK_DEADLINE_S, LinkProtocol, LinkTimings
 
 __all__ = [
     "ACK_DEADLINE_S",
@@ -81,6 +99,9 @@ CHECK_TIMEOUT_S: Final = 1.0  # check(): wait this long for the ACK to our ENQ
 _ACK_BYTE: Final = bytes((ACK,))
 _NAK_BYTE: Final = bytes((NAK,))
 _ENQ_BYTE: Final = bytes((ENQ,))
+# V2: every rejected v2 frame is answered `NAK ?`, even when its seq looks readable:
+# a frame that failed its CRC may carry a damaged seq.
+_NAK_UNREADABLE: Final = encode_answer(NAK, None)
 
 
 class LinkClosedError(LinkError):
@@ -106,6 +127,9 @@ class LinkCounters:
     enq_received: int = 0  # R6 link checks answered
     stray_controls: int = 0  # ACK/NAK with no frame of ours waiting for an answer
     write_failures: int = 0  # writes refused by a transport that was down
+    wrong_version: int = 0  # v1 frames NAKed under protocol=2
+    ignored_answers: int = 0  # V3: v2 answers for another seq while a v2 frame waited
+    malformed_answers: int = 0  # V3: ACK/NAK followed by a tail that is not a valid answer
 
     def as_dict(self) -> dict[str, int]:
         return dataclasses.asdict(self)
@@ -133,6 +157,7 @@ class Link:
         id_of: Callable[[bytes], str | None] = lambda p: None,
         clock: Callable[[], float] = time.monotonic,
         receive_queue_max: int = RECEIVE_QUEUE_MAX,
+        protocol: LinkProtocol = LinkProtocol.AUTO,
     ) -> None:
         if timings.retries < 0 or timings.ack_timeout_s <= 0 or receive_queue_max < 1:
             raise ValueError("link timings and queue size must be positive")
@@ -143,13 +168,19 @@ class Link:
         self._id_of = id_of
         self._clock = clock
         self._queue_max = receive_queue_max
-        self._decoder = FrameDecoder(timings.frame_gap_s)
+        self.protocol = protocol
+        self._decoder = FrameDecoder(timings.frame_gap_s, v2=protocol is not LinkProtocol.V1)
+        # The version new frames are sent in (§6): fixed unless protocol=auto.
+        self._send_version = 2 if protocol is LinkProtocol.V2 else 1
+        self._next_seq = 0  # §6: our first v2 frame is '0'
+        self._last_v2: tuple[int, int] | None = None  # V1: (seq, crc) of the last v2 frame ACKed
         self._recent: collections.deque[str] = collections.deque(maxlen=RECENT_IDS)
         self._inbox: collections.deque[bytes] = collections.deque()
         self._inbox_changed = asyncio.Event()
         self._send_lock = asyncio.Lock()  # one frame (or ENQ) outstanding
         self._write_lock = asyncio.Lock()  # one write at a time: no ACK inside a frame
         self._answer: asyncio.Future[int] | None = None  # ACK/NAK for what we sent
+        self._awaiting_seq: int | None = None  # V3: seq of the v2 frame awaiting its answer
         self._up = asyncio.Event()
         self._up.set()
         self._reader: asyncio.Task[None] | None = None
@@ -168,6 +199,11 @@ class Link:
     @property
     def closed(self) -> bool:
         return self._closed
+
+    @property
+    def link_version(self) -> int:
+        """The version (1 or 2) the next frame will be sent in (`link` in `pong`)."""
+        return self._send_version
 
     @property
     def queued(self) -> int:
@@ -272,25 +308,54 @@ class Link:
 
     async def _handle(self, event: Event) -> None:
         match event:
-            case FrameReceived(payload=payload):
-                await self._accept(payload)
-            case FrameRejected(reason=reason, payload=payload):
+            case FrameReceived():
+                await self._accept(event)
+            case FrameRejected(reason=reason, payload=payload, version=version):
                 self.counters.rejected += 1
-                _log.debug("link %s: frame rejected (%s), NAK: %s",
-                            self.name, reason, _Hex(payload))
-                await self._answer_peer(_NAK_BYTE)
+                _log.debug("link %s: v%s frame rejected (%s), NAK: %s",
+                            self.name, version, reason, _Hex(payload))
+                await self._answer_peer(_NAK_UNREADABLE if version == 2 else _NAK_BYTE)
             case ControlReceived(byte=byte):
                 self._on_control(byte)
                 if byte == ENQ:
-                    await self._answer_peer(_ACK_BYTE)
+                    await self._answer_peer(_ACK_BYTE)  # V4: bare ACK in both versions
+            case AnswerReceived():
+                self._on_answer(event)
+            case AnswerMalformed(control=control, data=data):
+                self.counters.malformed_answers += 1
+                _log.debug("link %s: malformed answer ignored: %s", self.name,
+                           _Hex(bytes((control,)) + data))
             case PartialDropped(length=length):
                 self.counters.partial_dropped += 1
                 _log.debug("link %s: partial frame of %s bytes dropped (R5)", self.name, length)
 
-    async def _accept(self, payload: bytes) -> None:
+    async def _accept(self, frame: FrameReceived) -> None:
         c = self.counters
+        payload = frame.payload
+        if frame.version == 2 and frame.seq is not None and frame.crc is not None:
+            ack, nak = encode_answer(ACK, frame.seq), encode_answer(NAK, frame.seq)
+            this_v2: tuple[int, int] | None = (frame.seq, frame.crc)
+        else:
+            if self.protocol is LinkProtocol.V2:
+                # §6: a v2-only link answers a v1 frame with a bare NAK.
+                c.wrong_version += 1
+                c.rejected += 1
+                _log.debug("link %s: v1 frame on a protocol=2 link, NAK: %s",
+                           self.name, _Hex(payload))
+                await self._answer_peer(_NAK_BYTE)
+                return
+            ack, nak, this_v2 = _ACK_BYTE, _NAK_BYTE, None
+        if self.protocol is LinkProtocol.AUTO and self._send_version != frame.version:
+            _log.info("link %s: peer speaks link v%s; sending v%s from now on",
+                      self.name, frame.version, frame.version)
+            self._send_version = frame.version
         c.frames_in += 1
-        _log.debug("link %s: frame in: %s", self.name, _Hex(payload))
+        _log.debug("link %s: v%s frame in: %s", self.name, frame.version, _Hex(payload))
+        if this_v2 is not None and this_v2 == self._last_v2:
+            c.duplicates += 1
+            _log.debug("link %s: repeat of frame %s, ACK again (V1)", self.name, this_v2[0])
+            await self._answer_peer(ack)
+            return
         try:
             msg_id = self._id_of(payload)
         except Exception:  # a bug in id_of must not stop the link; no id, no R7
@@ -299,7 +364,9 @@ class Link:
         if msg_id is not None and msg_id in self._recent:
             c.duplicates += 1
             _log.debug("link %s: duplicate id %s, ACK again (R7)", self.name, msg_id)
-            await self._answer_peer(_ACK_BYTE)
+            await self._answer_peer(ack)
+            if this_v2 is not None:
+                self._last_v2 = this_v2
             return
         if len(self._inbox) >= self._queue_max:
             c.queue_full += 1
@@ -309,12 +376,14 @@ class Link:
             self._full_logged = True
             _log.log(level, "link %s: %s payloads not yet taken; NAK", self.name,
                      len(self._inbox))
-            await self._answer_peer(_NAK_BYTE)
+            await self._answer_peer(nak)
             return
         self._full_logged = False
         # R1: ACK first, then hand on. Only this task adds to the inbox, so the room
         # checked above is still there after the write.
-        await self._answer_peer(_ACK_BYTE)
+        await self._answer_peer(ack)
+        if this_v2 is not None:
+            self._last_v2 = this_v2
         if msg_id is not None:
             self._recent.append(msg_id)
         self._inbox.append(payload)
@@ -324,18 +393,39 @@ class Link:
         if byte == ENQ:
             self.counters.enq_received += 1
             return
-        if byte == NAK:
-            self.counters.naks_received += 1
         answer = self._answer
         if answer is not None and not answer.done():
+            if self._awaiting_seq is not None:
+                # V3: a bare ACK/NAK answers no v2 frame. It may be the head of an
+                # `ACK seq crc`; _on_answer decides once the rest has arrived.
+                return
+            if byte == NAK:
+                self.counters.naks_received += 1
             answer.set_result(byte)
         else:
+            if byte == NAK:
+                self.counters.naks_received += 1
             self.counters.stray_controls += 1
             _log.debug("link %s: %s with nothing outstanding, ignored",
                        self.name, "ACK" if byte == ACK else "NAK")
 
+    def _on_answer(self, event: AnswerReceived) -> None:
+        answer, seq = self._answer, self._awaiting_seq
+        if answer is None or answer.done() or seq is None:
+            return  # its head byte was already counted or taken (v1 send) by _on_control
+        if event.control == ACK and event.seq == seq:
+            answer.set_result(ACK)
+        elif event.control == NAK and event.seq in (seq, None):
+            self.counters.naks_received += 1
+            answer.set_result(NAK)
+        else:
+            self.counters.ignored_answers += 1
+            _log.debug("link %s: %s for seq %s while frame %s waits, ignored (V3)", self.name,
+                       "ACK" if event.control == ACK else "NAK",
+                       "?" if event.seq is None else event.seq, seq)
+
     async def _answer_peer(self, control: bytes) -> None:
-        if control == _NAK_BYTE:
+        if control[0] == NAK:
             self.counters.naks_sent += 1
         try:
             await self._write(control)
@@ -378,11 +468,19 @@ class Link:
 
     async def send(self, payload: bytes) -> None:
         """Deliver one payload (S1–S3); UndeliveredError after 1 + retries sends."""
-        frame = encode_frame(payload)  # InvalidPayloadError before anything is sent
+        check_payload(payload)  # InvalidPayloadError before anything is sent
         self._check_started()
         loop = asyncio.get_running_loop()
         c = self.counters
         async with self._send_lock:
+            # The version is fixed here, under the lock: every repeat sends the same bytes.
+            seq: int | None = None
+            if self._send_version == 2:
+                seq = self._next_seq
+                self._next_seq = (seq + 1) % SEQ_COUNT
+                frame = encode_frame_v2(payload, seq)
+            else:
+                frame = encode_frame(payload)
             for attempt in range(1 + self.timings.retries):
                 if self._closed:
                     raise LinkClosedError(f"link {self.name!r} is closed")
@@ -390,6 +488,7 @@ class Link:
                     c.retransmissions += 1
                 answer: asyncio.Future[int] = loop.create_future()
                 self._answer = answer  # listener before the write
+                self._awaiting_seq = seq
                 try:
                     try:
                         await self._write(frame)
@@ -409,6 +508,7 @@ class Link:
                         continue
                 finally:
                     self._answer = None
+                    self._awaiting_seq = None
                 if reply == ACK:
                     return
                 _log.debug("link %s: NAK (send %s)", self.name, attempt + 1)

@@ -36,6 +36,7 @@ INVOICE_NO_MAX = 20
 EXPIRY_MIN_S = 60
 EXPIRY_MAX_S = 86400
 EXPIRY_DEFAULT_S = 900
+LINK_VERSIONS = (1, 2)  # `link` of a pong (§6)
 MESSAGE_MAX = 80  # error and result `message`: at most 80 characters for the cashier
 
 Mode = Literal["ALL", "CARD", "QR"]
@@ -71,6 +72,14 @@ def integer(value: object, field: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise FieldError(field, "must be an integer")
     return value
+
+
+def link_version(value: object, field: str = "link") -> int:
+    """`link` of a pong (§6): the link version the agent sends on that link, 1 or 2."""
+    number = integer(value, field)
+    if number not in LINK_VERSIONS:
+        raise FieldError(field, "must be 1 or 2")
+    return number
 
 
 def message_id(value: object, field: str = "id") -> str:

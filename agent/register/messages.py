@@ -601,6 +601,9 @@ class Pong:
     tid: str
     busy: bool
     cloud: Cloud
+    # §6: the link version the agent now sends on this link; optional, so a pong of an
+    # agent (or a test double) that does not say is still valid.
+    link: int | None = dataclasses.field(default=None, kw_only=True)
     id: str = dataclasses.field(default_factory=new_id, kw_only=True)
 
     def __post_init__(self) -> None:
@@ -611,6 +614,7 @@ class Pong:
         fields.tid(self.tid)
         fields.boolean(self.busy, "busy")
         fields.cloud(self.cloud)
+        _opt(self.link, fields.link_version, "link")
 
     @classmethod
     def from_json(cls, id: str, obj: Mapping[str, object]) -> Pong:
@@ -622,12 +626,16 @@ class Pong:
             tid=r.required("tid", fields.string),
             busy=r.required("busy", fields.boolean),
             cloud=r.required("cloud", fields.cloud),
+            link=r.optional("link", fields.link_version),
             id=id,
         )
 
     def to_json(self) -> dict[str, object]:
-        return {"re": self.re, "version": self.version, "lane": self.lane, "tid": self.tid,
-                "busy": self.busy, "cloud": self.cloud}
+        obj: dict[str, object] = {"re": self.re, "version": self.version, "lane": self.lane,
+                                  "tid": self.tid, "busy": self.busy, "cloud": self.cloud}
+        if self.link is not None:
+            obj["link"] = self.link
+        return obj
 
 
 Request = Sale | Void | Paylink | Resend | Refund | Status | Last | Ping

@@ -98,6 +98,8 @@ class LaneFacts:
     in_flight: InFlight | None
     last: InFlight | None  # the lane's newest transaction, whatever its state
     detail: dict[str, str]
+    link_protocol: str = "auto"  # the lane's protocol= option (§6)
+    link_version: int = 1  # the link version the lane sends now
 
     @property
     def up(self) -> bool:
@@ -173,7 +175,8 @@ def _lane(agent: Agent, lane: Lane, busy: dict[str, str]) -> LaneFacts:
         baudrate=baudrate, bytes_in=status.bytes_in, bytes_out=status.bytes_out,
         link_down=lane.link.down, counters=lane.link.counters.as_dict(),
         undelivered=lane.undelivered, requests=lane.requests, in_flight=in_flight,
-        last=last, detail=dict(status.detail))
+        last=last, detail=dict(status.detail), link_protocol=lane.link.protocol.value,
+        link_version=lane.link.link_version)
 
 
 def _holding(agent: Agent, txn: str) -> TxnRecord | None:

@@ -12,23 +12,32 @@ from hypothesis import strategies as st
 from agent.link.codec import (
     ACK,
     ENQ,
+    ETX,
     MAX_PAYLOAD,
     MIN_PAYLOAD,
     NAK,
+    SOH,
+    STX,
     ControlReceived,
     Event,
     FrameDecoder,
     FrameReceived,
+    encode_answer,
     encode_frame,
+    encode_frame_v2,
     lrc,
 )
 from chaos.line import (
     ACTING_LRC,
+    CONFUSIONS,
     FRAMING_AND_CONTROL,
+    SYMBOLS,
     DetectableFaults,
+    FaultCounts,
     FaultKind,
     FrameSplitter,
     QuietGate,
+    RawFaults,
     Unit,
     drop_choices,
     flip_choices,
@@ -160,3 +169,34 @@ def test_frames_of_every_size_can_be_spoiled() -> None:
         frame = encode_frame(b"a" * size)
         for _ in range(20):
             assert spoil(Unit(frame, frame=True), rng) is not None
+
+
+# -- link v2 lanes: raw faults with symbol flips ----------------------------------------
+
+def test_symbol_flips_turn_symbols_into_symbols_one_bit_away() -> None:
+    assert set(CONFUSIONS[STX]) == {0x03, ACK}  # STX <-> ACK: the flip v1 cannot survive
+    assert ENQ in CONFUSIONS[NAK] and ENQ in CONFUSIONS[SOH]
+    for byte, others in CONFUSIONS.items():
+        assert others
+        for other in others:
+            assert bin(byte ^ other).count("1") == 1 and other in SYMBOLS
+
+
+def test_raw_faults_with_symbol_flips_only_touch_symbols() -> None:
+    counts = FaultCounts()
+    faults = RawFaults(7, 0.0, QuietGate(0.0), counts, confuse=1.0)
+    frame = encode_frame_v2(b'{"v":1,"type":"ping","id":"p1"}', 0)
+    out = faults.apply(Unit(frame, frame=False), 0.0)
+    assert len(out) == len(frame)
+    changed = [i for i, (a, b) in enumerate(zip(frame, out, strict=True)) if a != b]
+    assert changed == [0, len(frame) - 5]  # SOH and ETX; nothing printable
+    assert counts.symbol_flip == 2 and counts.total() == 2
+    assert out[0] in CONFUSIONS[SOH] and out[-5] in CONFUSIONS[ETX]
+
+
+def test_v2_frames_pass_the_splitter_as_single_bytes_untouched() -> None:
+    # The splitter knows v1 frames only; a v2 lane uses raw faults, which need no units.
+    frame = encode_frame_v2(b'{"v":1}', 3) + encode_answer(ACK, 3)
+    units = FrameSplitter().feed(frame)
+    assert b"".join(u.data for u in units) == frame
+    assert not any(u.frame for u in units)

@@ -3,6 +3,7 @@ a journal that disagrees and an unacknowledged result, it names every one of the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from agent.config import PaytmConfig
@@ -12,7 +13,7 @@ from agent.paytm.edc import EdcClient, SaleRequest
 from agent.paytm.http import make_session
 from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
 from chaos.register import Basket, SeenResult
-from chaos.verdict import judge, render
+from chaos.verdict import delivered_not_received, judge, render
 
 TID = "12345678"
 AMOUNT = "15000"
@@ -74,3 +75,26 @@ async def test_the_verdict_names_every_violation(tmp_path: Path) -> None:
     assert len(verdict.violations) == 6, problems
     assert not verdict.ok
     assert "VIOLATIONS (6)" in render(verdict)
+
+
+async def test_results_marked_delivered_that_the_register_never_received_are_counted(
+        tmp_path: Path) -> None:
+    journal_path = tmp_path / "journal.db"
+    journal = Journal(journal_path)
+    ids = {}
+    for n, (lane, txn) in enumerate([("lane-1", "CHLOST0001"), ("lane-2", "CHLOST0002"),
+                                     ("lane-2", "CHLOST0003"), ("lane-1", "CHLOST0004")]):
+        row = await journal.create(kind=Kind.SALE, txn=txn, lane=lane, tid=TID,
+                                   amount=AMOUNT, request={}, txn_time="2024-01-01 10:00:00",
+                                   states=(TxnState.RECEIVED, TxnState.SENDING))
+        # The outbox holds the whole result message, its id included (as the engine writes it).
+        _, outbox = await journal.finish(row.row_id, TxnState.SUCCESS,
+                                         result={"v": 1, "type": "result", "id": f"res-{n}"},
+                                         code="", message="")
+        if n < 3:  # the last one is not delivered: not counted, whoever received it
+            await journal.mark_delivered(outbox.row_id)
+        ids[txn] = json.loads(outbox.payload)["id"]
+    await journal.aclose()
+    lanes = {"lane-1": (1, {ids["CHLOST0001"]}),  # received: fine
+             "lane-2": (2, {ids["CHLOST0003"]})}  # CHLOST0002 ACKed but never received
+    assert delivered_not_received(journal_path, lanes) == {"v1": 0, "v2": 1}

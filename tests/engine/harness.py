@@ -30,7 +30,7 @@ from agent.sim.register.client import Received, RegisterClient, TranscriptEvent
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
-from drivers.url import LinkSpec, LinkTimings, SerialSpec
+from drivers.url import LinkProtocol, LinkSpec, LinkTimings, SerialSpec
 
 TID = "12345678"
 WAIT_S = 10.0  # safety net for awaits that should complete in milliseconds
@@ -116,11 +116,13 @@ def serial_only(spec: LinkSpec) -> Transport:
 
 @asynccontextmanager
 async def register_on(fd: int, name: str = "register",
-                      timings: LinkTimings | None = None) -> AsyncIterator[Register]:
+                      timings: LinkTimings | None = None,
+                      protocol: LinkProtocol = LinkProtocol.V1) -> AsyncIterator[Register]:
+    # A register of before link v2 unless a test asks for another.
     transport = FdTransport(fd, name, close_fd=False)
     await transport.open()
     link = Link(transport, timings or LinkTimings(ack_timeout_s=0.3), name=name,
-                id_of=message_id)
+                id_of=message_id, protocol=protocol)
     await link.start()
     register = Register(client=RegisterClient(link), link=link)
     register.client = RegisterClient(link, transcript=register.record)
@@ -188,17 +190,19 @@ class Clock:
 @asynccontextmanager
 async def stack(tmp_path: Path, settings: EmulatorSettings | None = None,
                 polling: dict[str, float] | None = None, clock: Clock | None = None,
-                webhook: bool = False) -> AsyncIterator[Stack]:
+                webhook: bool = False, lane_query: str = "",
+                register_protocol: LinkProtocol = LinkProtocol.V1) -> AsyncIterator[Stack]:
     emulator = Emulator(settings or EmulatorSettings())
     async with emulator.serve() as base_url:
         pty = Pty()
         config = agent_config(base_url=base_url, journal=tmp_path / "journal.db",
-                              link=f"serial://{pty.path}", polling=polling, webhook=webhook)
+                              link=f"serial://{pty.path}{lane_query}", polling=polling,
+                              webhook=webhook)
         agent = Agent(config, DEMO_KEY, transport_factory=serial_only,
                       wall=clock if clock is not None else time.time)
         await agent.start()
         try:
-            async with register_on(pty.master) as register:
+            async with register_on(pty.master, protocol=register_protocol) as register:
                 yield Stack(emulator=emulator, agent=agent, register=register, pty=pty,
                             config=config)
         finally:

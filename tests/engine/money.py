@@ -48,6 +48,10 @@ class FakeLane:
     def config(self) -> LaneConfig:
         return self.lane_config
 
+    @property
+    def link_version(self) -> int:
+        return 1
+
     async def reply(self, message: Reply) -> bool:
         self.replies.append(message)
         self.changed.set()

@@ -176,6 +176,7 @@ async def test_status_last_and_ping(tmp_path: Path) -> None:
         pong = (await client.request(Ping(id="p1"), WAIT_S)).final
         assert isinstance(pong, Pong)
         assert (pong.lane, pong.tid, pong.busy, pong.cloud) == ("till-1", TID, False, "ok")
+        assert pong.link == 1  # a v1 register: the auto lane answers it in v1
 
 
 async def test_lost_sale_response_is_resolved_by_status_not_a_second_sale(

@@ -28,7 +28,10 @@ from agent.link.codec import (
     MAX_PAYLOAD,
     MIN_PAYLOAD,
     NAK,
+    SOH,
     STX,
+    AnswerMalformed,
+    AnswerReceived,
     ControlReceived,
     Event,
     FrameDecoder,
@@ -107,22 +110,46 @@ def _known(target: str, exc: BaseException) -> Bug | None:
 # -- frames -----------------------------------------------------------------------------
 
 
-class ReferenceDecoder:
-    """protocol §2 R1-R6 and the decisions of agent/link/codec.py, one byte at a time:
-    slow and obvious, the oracle for the fast decoder."""
+def reference_crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE bit by bit, straight from its definition (§6), not from the codec."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
 
-    def __init__(self, gap_s: float) -> None:
+
+_SEQ: Final = "0123456789ABCDEF"
+_HEX4: Final = re.compile(rb"[0-9A-F]{4}")
+
+
+class ReferenceDecoder:
+    """protocol §2 R1-R6, §6 V1-V4 and the decisions of agent/link/codec.py, one byte at
+    a time: slow and obvious, the oracle for the fast decoder. `v2=False`: v1 only."""
+
+    def __init__(self, gap_s: float, *, v2: bool = True) -> None:
         self.gap_s = gap_s
+        self.v2 = v2
         self.state = "idle"
         self.buf = bytearray()
+        self.tail = bytearray()  # crc digits of a v2 frame; seq and crc of an answer
+        self.seq = 0
+        self.control = 0
         self.last: float | None = None
 
     def expire(self, now: float) -> list[Event]:
         if self.state == "idle" or self.last is None or now - self.last < self.gap_s - 1e-9:
             return []
-        events: list[Event] = [PartialDropped()] if self.state in ("payload", "lrc") else []
+        events: list[Event] = []
+        if self.state in ("payload", "lrc", "seq", "payload2", "crc"):
+            events.append(PartialDropped())
+        elif self.state == "answer" and self.tail:
+            events.append(AnswerMalformed(self.control, bytes(self.tail)))
         self.state, self.last = "idle", None
         self.buf.clear()
+        self.tail.clear()
         return events
 
     def feed(self, data: bytes, now: float) -> list[Event]:
@@ -133,13 +160,34 @@ class ReferenceDecoder:
             self.last = None if self.state == "idle" else now
         return events
 
+    def _start(self, byte: int) -> None:
+        self.buf.clear()
+        self.tail.clear()
+        self.state = "payload" if byte == STX else "seq"
+
     def _byte(self, byte: int) -> list[Event]:
         state = self.state
+        if state == "answer":
+            if 0x20 <= byte <= 0x7E:
+                self.tail.append(byte)
+                if len(self.tail) < 5:
+                    return []
+                self.state = "idle"
+                return [self._answer()]
+            # Not part of an answer: the ACK/NAK was bare; this byte starts afresh.
+            events: list[Event] = []
+            if self.tail:
+                events.append(AnswerMalformed(self.control, bytes(self.tail)))
+            self.tail.clear()
+            self.state = "idle"
+            return events + self._byte(byte)
         if state == "idle":
-            if byte == STX:
-                self.state = "payload"
-                self.buf.clear()
+            if byte == STX or (byte == SOH and self.v2):
+                self._start(byte)
             elif byte in (ENQ, ACK, NAK):
+                if self.v2 and byte != ENQ:
+                    self.state, self.control = "answer", byte
+                    self.tail.clear()
                 return [ControlReceived(byte)]
         elif state == "payload":
             if byte == STX:  # R4
@@ -169,15 +217,76 @@ class ReferenceDecoder:
                 self.state = "payload"
             elif byte == ETX:
                 self.state = "skip_lrc"
-        else:  # skip_lrc: the oversized frame's LRC, whatever it is
+        elif state == "skip_lrc":  # the oversized frame's LRC, whatever it is
             self.state = "idle"
+        elif state == "seq":
+            if byte in (STX, SOH):
+                self._start(byte)
+            else:
+                self.seq, self.state = byte, "payload2"
+        elif state == "payload2":
+            if byte in (STX, SOH):
+                self._start(byte)
+            elif byte == ETX:
+                self.state = "crc"
+            elif len(self.buf) == MAX_PAYLOAD:
+                self.buf.clear()
+                self.state = "skip2"
+                return [FrameRejected(RejectReason.OVERSIZE, version=2)]
+            else:
+                self.buf.append(byte)
+        elif state == "skip2":
+            if byte in (STX, SOH):
+                self._start(byte)
+            elif byte == ETX:
+                self.state = "skip_crc"
+                self.tail.clear()
+        else:  # crc or skip_crc: four digits; STX/SOH restart
+            if byte in (STX, SOH):
+                self._start(byte)
+                return []
+            self.tail.append(byte)
+            if len(self.tail) < 4:
+                return []
+            self.state = "idle"
+            if state == "skip_crc":
+                self.tail.clear()
+                return []
+            return [self._frame2()]
         return []
 
+    def _frame2(self) -> Event:
+        payload, text = bytes(self.buf), bytes(self.tail)
+        self.buf.clear()
+        self.tail.clear()
+        expected = reference_crc16(bytes([self.seq]) + payload + bytes([ETX]))
+        if not _HEX4.fullmatch(text) or int(text, 16) != expected:
+            return FrameRejected(RejectReason.BAD_CRC, version=2)
+        if chr(self.seq) not in _SEQ:
+            return FrameRejected(RejectReason.BAD_SEQ, version=2)
+        if not PRINTABLE.fullmatch(payload):
+            return FrameRejected(RejectReason.BAD_BYTE, version=2)
+        if len(payload) < MIN_PAYLOAD:
+            return FrameRejected(RejectReason.TOO_SHORT, version=2)
+        return FrameReceived(payload, 2, _SEQ.index(chr(self.seq)), expected)
 
-def check_frame_stream(chunks: list[tuple[bytes, float]], gap_s: float = 0.5) -> None:
+    def _answer(self) -> Event:
+        tail = bytes(self.tail)
+        self.tail.clear()
+        seq, text = chr(tail[0]), tail[1:]
+        good = (_HEX4.fullmatch(text) is not None
+                and int(text, 16) == reference_crc16(bytes([self.control, tail[0]]))
+                and (seq == "?" or seq in _SEQ))
+        if not good:
+            return AnswerMalformed(self.control, tail)
+        return AnswerReceived(self.control, None if seq == "?" else _SEQ.index(seq))
+
+
+def check_frame_stream(chunks: list[tuple[bytes, float]], gap_s: float = 0.5, *,
+                       v2: bool = True) -> None:
     """`chunks`: (bytes, arrival time), times not decreasing."""
-    fast = FrameDecoder(gap_s)
-    slow = ReferenceDecoder(gap_s)
+    fast = FrameDecoder(gap_s, v2=v2)
+    slow = ReferenceDecoder(gap_s, v2=v2)
     for data, now in chunks:
         got = fast.feed(data, now)
         assert got == slow.feed(data, now), (data, now)
@@ -188,6 +297,8 @@ def check_frame_stream(chunks: list[tuple[bytes, float]], gap_s: float = 0.5) ->
                 assert PRINTABLE.fullmatch(event.payload)
             elif isinstance(event, ControlReceived):
                 assert event.byte in (ENQ, ACK, NAK)
+            elif isinstance(event, AnswerReceived | AnswerMalformed):
+                assert v2
             elif isinstance(event, FrameRejected):
                 assert len(event.payload) <= MAX_PAYLOAD
     if chunks:

@@ -20,6 +20,13 @@ from drivers.base import Transport, TransportState, TransportStatus
 Tap = Callable[[bytes], bytes]
 
 _FRAMING_AND_CONTROL = frozenset({0x02, 0x03, 0x04, 0x05, 0x06, 0x15})
+# One bit apart and both symbols (SOH included): the flips a one-byte symbol cannot
+# survive, e.g. STX <-> ACK (0x02 ^ 0x04), NAK -> ENQ (0x15 ^ 0x10), SOH -> ENQ (0x01 ^ 0x04).
+_SYMBOLS = frozenset({0x01, *_FRAMING_AND_CONTROL})
+CONFUSIONS: dict[int, tuple[int, ...]] = {
+    byte: tuple(byte ^ (1 << bit) for bit in range(8) if byte ^ (1 << bit) in _SYMBOLS)
+    for byte in sorted(_SYMBOLS)
+}
 
 
 class LineFaults:
@@ -47,14 +54,19 @@ class LineFaults:
         drop: float = 0.0,
         max_per_write: int | None = None,
         detectable_only: bool = False,
+        confuse: float = 0.0,
     ) -> None:
         self._rng = random.Random(seed)
         self.flip = flip
         self.drop = drop
         self.max_per_write = max_per_write
         self.detectable_only = detectable_only
+        # Probability that a symbol byte becomes another symbol one bit away (CONFUSIONS):
+        # rare on a real cable, frequent here so that tests meet it.
+        self.confuse = confuse
         self.flipped = 0
         self.dropped = 0
+        self.confused = 0  # symbol bytes turned into another symbol
 
     def __call__(self, data: bytes) -> bytes:
         out = bytearray()
@@ -62,6 +74,10 @@ class LineFaults:
         budget = len(data) if self.max_per_write is None else self.max_per_write
         for original in data:
             byte = original
+            if self.confuse and byte in CONFUSIONS and rng.random() < self.confuse:
+                self.confused += 1
+                out.append(rng.choice(CONFUSIONS[byte]))
+                continue
             r = rng.random()
             if budget and r < self.drop:
                 budget -= 1
@@ -176,6 +192,7 @@ def noisy_pair(
     drop: float,
     max_per_write: int | None = None,
     detectable_only: bool = False,
+    confuse: float = 0.0,
     read_max: int = 16,
 ) -> tuple[MemoryTransport, MemoryTransport]:
     """A pair whose line flips and drops bytes both ways (independent seeded RNGs).
@@ -185,7 +202,7 @@ def noisy_pair(
     a, b = pipe_pair(read_max)
     for end, end_seed in ((a, seed), (b, seed + 1)):
         end.faults = LineFaults(end_seed, flip=flip, drop=drop, max_per_write=max_per_write,
-                                detectable_only=detectable_only)
+                                detectable_only=detectable_only, confuse=confuse)
     return a, b
 
 

@@ -18,7 +18,7 @@ import pytest
 from agent.errors import LinkError, UndeliveredError
 from agent.link.codec import ACK, ENQ, EOT, MAX_PAYLOAD, NAK, encode_frame, lrc
 from agent.link.layer import ACK_DEADLINE_S, Link, LinkClosedError
-from drivers.url import LinkTimings
+from drivers.url import LinkProtocol, LinkTimings
 
 from .pipes import ByteWatcher, MemoryTransport, drop_first, pipe_pair
 
@@ -56,9 +56,10 @@ async def link_on(
     id_of: Callable[[bytes], str | None] = json_id,
     clock: Callable[[], float] = time.monotonic,
     receive_queue_max: int = 1024,
+    protocol: LinkProtocol = LinkProtocol.AUTO,
 ) -> AsyncIterator[Link]:
     link = Link(end, timings, name=name, id_of=id_of, clock=clock,
-                receive_queue_max=receive_queue_max)
+                receive_queue_max=receive_queue_max, protocol=protocol)
     await link.start()
     try:
         yield link
@@ -74,11 +75,13 @@ async def agent_and_peer(
     id_of: Callable[[bytes], str | None] = json_id,
     clock: Callable[[], float] = time.monotonic,
     receive_queue_max: int = 1024,
+    protocol: LinkProtocol = LinkProtocol.AUTO,
 ) -> AsyncIterator[tuple[Link, MemoryTransport, ByteWatcher]]:
     """A Link on one end; the test plays the register on the other end byte by byte."""
     agent_end, peer = pipe_pair()
     async with link_on(agent_end, timings, name=name, id_of=id_of, clock=clock,
-                       receive_queue_max=receive_queue_max) as link, ByteWatcher(peer) as seen:
+                       receive_queue_max=receive_queue_max,
+                       protocol=protocol) as link, ByteWatcher(peer) as seen:
         yield link, peer, seen
 
 

@@ -42,7 +42,7 @@ from agent.register.messages import (
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.tcp import TcpServerTransport
-from drivers.url import LinkTimings, TcpSpec
+from drivers.url import LinkProtocol, LinkTimings, TcpSpec
 
 LISTEN_POLL_S = 0.01  # the TCP listener binds in its supervisor task; no event says when
 LISTEN_WAIT_S = 5.0
@@ -156,8 +156,9 @@ class FakeAgent:
 
 
 @contextlib.asynccontextmanager
-async def _serving(transport: Transport, timings: LinkTimings) -> AsyncIterator[FakeAgent]:
-    link = Link(transport, timings, name="fake-agent", id_of=message_id)
+async def _serving(transport: Transport, timings: LinkTimings,
+                   protocol: LinkProtocol = LinkProtocol.AUTO) -> AsyncIterator[FakeAgent]:
+    link = Link(transport, timings, name="fake-agent", id_of=message_id, protocol=protocol)
     agent = FakeAgent(link)
     try:
         await transport.open()
@@ -173,11 +174,12 @@ async def _serving(transport: Transport, timings: LinkTimings) -> AsyncIterator[
 @contextlib.asynccontextmanager
 async def fake_agent_on_pty(
     timings: LinkTimings = LinkTimings(),  # noqa: B008  (frozen: a safe default)
+    protocol: LinkProtocol = LinkProtocol.AUTO,
 ) -> AsyncIterator[tuple[FakeAgent, str]]:
     """A fake agent on a pty master; yields it and the slave's path for the register."""
     master, slave = os.openpty()
     try:
-        async with _serving(FdTransport(master, "pty-master"), timings) as agent:
+        async with _serving(FdTransport(master, "pty-master"), timings, protocol) as agent:
             yield agent, os.ttyname(slave)
     finally:
         os.close(slave)

@@ -101,6 +101,9 @@ def result(**kw: object) -> Result:
     (Pong("p1", "0.1.0", "till-1", "12345678", False, "ok", id="a1"),
      b'{"v":1,"type":"pong","id":"a1","re":"p1","version":"0.1.0","lane":"till-1",'
      b'"tid":"12345678","busy":false,"cloud":"ok"}'),
+    (Pong("p1", "0.1.0", "till-1", "12345678", False, "ok", link=2, id="a1"),
+     b'{"v":1,"type":"pong","id":"a1","re":"p1","version":"0.1.0","lane":"till-1",'
+     b'"tid":"12345678","busy":false,"cloud":"ok","link":2}'),
 ], ids=lambda v: type(v).__name__ if not isinstance(v, bytes) else "")
 def test_exact_bytes(message: Message, expected: bytes) -> None:
     assert encode(message) == expected
@@ -219,6 +222,8 @@ def test_worst_case_bounded_replies_fit() -> None:
     lambda: Error("r1", "NOPE", "x"),  # type: ignore[arg-type]  # the point of the test
     lambda: Pong("r1", "1", "lane", "123456789", False, "ok"),
     lambda: Pong("r1", "1", "lane", "1", 0, "ok"),  # type: ignore[arg-type]  # ditto
+    lambda: Pong("r1", "1", "lane", "1", False, "ok", link=3),
+    lambda: Pong("r1", "1", "lane", "1", False, "ok", link=True),  # bool is not 1
     lambda: Gst("", "b", "c", "20240101000000"),
 ])
 def test_messages_cannot_be_built_invalid(build: Callable[[], object]) -> None:
@@ -242,6 +247,7 @@ def test_error_code_from_string_is_enum() -> None:
     Error(None, ErrorCode.INVALID_MESSAGE, "x"),
     Error("r1", ErrorCode.TERMINAL_BUSY, "busy", txn=TXN),
     Pong("r1", "0.1.0", "till-1", "1", True, "down"),
+    Pong("r1", "0.1.0", "till-1", "1", True, "down", link=1),
 ], ids=lambda m: type(m).__name__)
 def test_reply_round_trip(message: Reply) -> None:
     assert decode_reply(encode(message)) == message
@@ -262,6 +268,10 @@ def test_reply_round_trip(message: Reply) -> None:
      ErrorCode.INVALID_FIELD, "code"),
     (b'{"v":1,"type":"pong","id":"a1","re":"r1","version":"1","lane":"l","tid":"1",'
      b'"busy":"no","cloud":"ok"}', ErrorCode.INVALID_FIELD, "busy"),
+    (b'{"v":1,"type":"pong","id":"a1","re":"r1","version":"1","lane":"l","tid":"1",'
+     b'"busy":false,"cloud":"ok","link":"2"}', ErrorCode.INVALID_FIELD, "link"),
+    (b'{"v":1,"type":"pong","id":"a1","re":"r1","version":"1","lane":"l","tid":"1",'
+     b'"busy":false,"cloud":"ok","link":0}', ErrorCode.INVALID_FIELD, "link"),
 ])
 def test_invalid_replies(payload: bytes, code: ErrorCode, field: str | None) -> None:
     with pytest.raises(MessageError) as info:

@@ -70,6 +70,7 @@ FINAL_REPLIES: Final[Mapping[str, tuple[type[Reply], ...]]] = MappingProxyType({
 class Sent:
     payload: bytes
     message: Request | None  # None for a raw payload
+    link: int = 1  # the link version (§6) the frame went out in
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +80,7 @@ class Received:
     problem: MessageError | None = None
     again: bool = False  # a result whose (txn, kind, status) was already reported
     unsolicited: bool = False  # answers no request that is waiting
+    link: int = 1  # the link version (§6) of the last valid frame, as the link saw it
 
 
 TranscriptEvent = Sent | Received
@@ -203,7 +205,8 @@ class RegisterClient:
             raise LinkClosedError(f"link {self.link.name!r} is closed")
         self._pending.append(pending)  # listener before the write
         try:
-            self._report(Sent(payload, message))
+            # The version is read before the send: the link fixes it when the send starts.
+            self._report(Sent(payload, message, link=self.link.link_version))
             await self.link.send(payload)
             closed = asyncio.ensure_future(self._closed.wait())
             done = asyncio.ensure_future(pending.done.wait())
@@ -273,7 +276,8 @@ class RegisterClient:
             while len(self._seen) > SEEN_RESULTS_MAX:
                 self._seen.popitem(last=False)
         owner = self._owner(reply, problem)
-        self._report(Received(payload, reply, problem, again=again, unsolicited=owner is None))
+        self._report(Received(payload, reply, problem, again=again, unsolicited=owner is None,
+                              link=self.link.link_version))
         if owner is not None and reply is not None:
             owner.deliver(reply)
         elif isinstance(reply, Result) and not again:

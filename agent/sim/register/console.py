@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import io
 import sys
 import threading
@@ -48,7 +49,7 @@ from agent.sim.register import commands as cmd
 from agent.sim.register.client import Exchange, Received, RegisterClient, Sent, TranscriptEvent
 from agent.sim.register.commands import CommandError, CommandParser, ScriptError, paise_to_rupees
 from drivers.base import Transport, TransportState
-from drivers.url import LinkSpec, parse_link_url
+from drivers.url import LinkProtocol, LinkSpec, parse_link_url
 
 CONNECT_TIMEOUT_S: Final = 5.0  # the first attempt to open the device / reach the agent
 
@@ -124,7 +125,8 @@ def describe_reply(message: Reply, *, again: bool = False) -> list[str]:
         case Pong():
             return [f"pong lane={message.lane} tid={message.tid} "
                     f"busy={'yes' if message.busy else 'no'} cloud={message.cloud} "
-                    f"version={message.version}"]
+                    f"version={message.version}"
+                    + ("" if message.link is None else f" link={message.link}")]
 
 
 class Transcript:
@@ -164,7 +166,12 @@ class Transcript:
                     for extra in lines[1:]:
                         self.line(extra)
         if self._hex:
-            self.line("  hex: " + encode_frame(event.payload).hex(" "))
+            if event.link == 1:
+                self.line("  hex: " + encode_frame(event.payload).hex(" "))
+            else:
+                # A v2 frame's seq is the link's business, not the client's: show what
+                # is certain, the payload (SOH seq before it, ETX and the crc after it).
+                self.line("  hex (v2 payload): " + event.payload.hex(" "))
 
 
 # --------------------------------------------------------------------------- running
@@ -313,7 +320,8 @@ async def run_console(
         except TransportError as exc:
             transcript.error(str(exc))
             return 1
-        link = Link(transport, spec.timings, name=spec.url, id_of=message_id)
+        link = Link(transport, spec.timings, name=spec.url, id_of=message_id,
+                    protocol=spec.protocol)
         await link.start()
         try:
             async with RegisterClient(link, transcript=transcript) as client:
@@ -329,7 +337,8 @@ async def run_console(
 
 
 def console_main(args: argparse.Namespace) -> int:
-    """`edc-agent register --link URL [--script FILE] [--hex] [--wait-s S]`."""
+    """`edc-agent register --link URL [--protocol 1|2|auto] [--script FILE] [--hex]
+    [--wait-s S]`."""
     # The drivers log each failed attempt as a warning ("retrying in 0.5 s"); the console
     # says what went wrong itself and exits, so only errors are logged.
     setup_logging("error")
@@ -343,6 +352,10 @@ def console_main(args: argparse.Namespace) -> int:
         for problem in exc.problems:
             print(f"edc-agent register: {problem}", file=err)
         return 2
+    protocol: str | None = getattr(args, "protocol", None)
+    if protocol is not None:
+        # --protocol wins over the URL's protocol= option.
+        spec = dataclasses.replace(spec, protocol=LinkProtocol(protocol))
     wait_s: float = args.wait_s
     if not wait_s > 0:
         print("edc-agent register: --wait-s must be more than 0", file=err)

@@ -59,6 +59,8 @@ def lane_card(lane: LaneFacts, now: float) -> Html:
         ("Last transaction", last),
         ("Results waiting", tag("span", str(lane.undelivered),
                                 class_="bad" if lane.undelivered else None)),
+        # A technician checking a v2 register's cable wants to see it is on v2 (§6).
+        ("Link version", f"v{lane.link_version} (protocol={lane.link_protocol})"),
     ]
     if lane.baudrate:
         items.append(("Baud rate", lane.baudrate))

@@ -18,7 +18,7 @@ from agent.sim.register.console import Transcript, run_console, wait_connected
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
-from drivers.url import LinkSpec, SerialSpec, parse_link_url
+from drivers.url import LinkProtocol, LinkSpec, SerialSpec, parse_link_url
 from tests.register.fake_agent import fake_agent_on_pty
 
 TXN = "T1234567"
@@ -261,3 +261,49 @@ def test_script_error_exits_2_naming_the_line(tmp_path: os.PathLike[str],
     assert capsys.readouterr().err == (
         f"edc-agent register: {script}:2: amount '1.234' has more than 2 decimal places "
         "(paise are whole)\n")
+
+
+# ------------------------------------------------------------------- link v2 (§6)
+
+
+async def test_protocol_2_speaks_v2_to_a_v2_agent() -> None:
+    async with fake_agent_on_pty(protocol=LinkProtocol.V2) as (agent, path):
+        code, out, _ = await run_script(path, "ping\nsale 150.00 --txn T1234567\nquit\n",
+                                        query="?protocol=2", show_hex=True)
+        assert agent.link.counters.wrong_version == 0
+        assert agent.link.counters.frames_in == 2
+    assert code == 0
+    lines = out.splitlines()
+    assert lines[:2] == [
+        "register → agent: ping",
+        "  hex (v2 payload): 7b 22 76 22 3a 31 2c 22 74 79 70 65 22 3a 22 70 69 6e 67 22 2c 22 "
+        "69 64 22 3a 22 72 65 67 2d 31 22 7d",
+    ]
+    assert 'agent → register: result success 0000 "Approved" (sale T1234567 ₹150.00)' in lines
+
+
+async def test_auto_against_a_v2_only_agent_is_refused_and_says_so() -> None:
+    # auto sends v1 until the agent sends v2; a protocol=2 agent NAKs v1 (bare NAK).
+    async with fake_agent_on_pty(protocol=LinkProtocol.V2) as (agent, path):
+        code, _, err = await run_script(path, "ping\n", query="?ack_timeout_s=0.05&retries=1")
+        assert agent.link.counters.wrong_version >= 1
+    assert code == 1
+    assert "did not acknowledge the frame after 2 sends" in err
+
+
+def test_protocol_flag_overrides_the_url(capsys: pytest.CaptureFixture[str]) -> None:
+    from agent.cli import main
+
+    # A bad --protocol is argparse's business (exit 2); a good one parses.
+    with pytest.raises(SystemExit) as info:
+        main(["register", "--link", "serial:///dev/null", "--protocol", "3"])
+    assert info.value.code == 2
+    assert "--protocol" in capsys.readouterr().err
+
+
+def test_pong_shows_the_link_version() -> None:
+    out = io.StringIO()
+    Transcript(out)(Received(b"{}", Pong("p1", "0.1.0", "till-1", "12345678", False, "ok",
+                                         link=2)))
+    assert out.getvalue() == (
+        "agent → register: pong lane=till-1 tid=12345678 busy=no cloud=ok version=0.1.0 link=2\n")

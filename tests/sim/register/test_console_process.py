@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from drivers.url import LinkProtocol
 from tests.register.fake_agent import fake_agent_on_pty, fake_agent_on_tcp
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -95,3 +96,14 @@ async def test_nobody_listening_on_tcp(tmp_path: Path) -> None:
     assert code == 1
     assert out == ""
     assert err.startswith(f"edc-agent register: cannot open {url}: ")
+
+
+async def test_protocol_2_flag(tmp_path: Path) -> None:
+    script = tmp_path / "till.txt"
+    script.write_text("ping\nsale 150.00 --txn T1234567\n")
+    async with fake_agent_on_pty(protocol=LinkProtocol.V2) as (agent, path):
+        code, out, err = await run_console(path, "--protocol", "2", "--script", str(script))
+        assert agent.link.counters.wrong_version == 0 and agent.link.counters.frames_in == 2
+    assert code == 0, err
+    assert 'agent → register: result success 0000 "Approved" (sale T1234567 ₹150.00)' in (
+        out.splitlines())
