@@ -60,6 +60,7 @@ class Agent:
         journal: Journal | None = None,
         transport_factory: Callable[[LinkSpec], Transport] | None = None,
         wall: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.started_at = time.time()
@@ -75,6 +76,7 @@ class Agent:
         self._transport_factory = transport_factory
         self.webhook: WebhookServer | None = None
         self._wall = wall
+        self._mono = mono
 
     def observe_calls(self, observer: Callable[[CallRecord], None]) -> Callable[[], None]:
         """Call `observer` after every Paytm call; returns the unsubscribe."""
@@ -97,7 +99,7 @@ class Agent:
         edc = EdcClient(self._session, self.config.paytm, self._key, observer=self._observe)
         pg = PgClient(self._session, self.config.paytm, self._key, observer=self._observe)
         self.engine = Engine(self.config, self.journal, edc, pg=pg, health=self.health,
-                             wall=self._wall)
+                             wall=self._wall, mono=self._mono)
         factory = self._transport_factory
         if factory is None:
             from drivers.factory import make_transport
@@ -112,6 +114,7 @@ class Agent:
         # Recovery before any lane reads: unfinished sales hold their terminals again and
         # undelivered results are queued first.
         await self.engine.recover()
+        self.engine.start_ticker()
         for lane in self.lanes:
             await lane.start()
         if self.config.webhook.enabled:

@@ -28,7 +28,7 @@ BUSY_TIMEOUT_S = 5.0  # another process (a technician's sqlite3 shell) may hold 
 
 TXN_COLUMNS = (
     "id, kind, txn, lane, tid, amount, parent, state, request, txn_time, created_at, "
-    "updated_at, sent_at, code, message, reply, payment, not_sent"
+    "updated_at, sent_at, code, message, reply, payment, not_sent, elapsed_s"
 )
 _OUTBOX_COLUMNS = "id, txn_row, lane, payload, created_at, delivered_at, superseded"
 
@@ -242,7 +242,7 @@ def txn_record(row: tuple[Any, ...]) -> TxnRecord:
         request=str(row[8]), txn_time=str(row[9]), created_at=float(row[10]),
         updated_at=float(row[11]), sent_at=None if row[12] is None else float(row[12]),
         code=str(row[13]), message=str(row[14]), reply=str(row[15]), payment=str(row[16]),
-        not_sent=bool(row[17]),
+        not_sent=bool(row[17]), elapsed_s=float(row[18]),
     )
 
 

@@ -232,7 +232,7 @@ class Journal(JournalReader):
         sets = ["state=?", "updated_at=?"]
         args: list[Any] = [state.value, now]
         if state is TxnState.SENDING:
-            sets.append("sent_at=?")
+            sets.extend(("sent_at=?", "elapsed_s=0"))
             args.append(now)
         for column, value in (("code", code), ("message", message), ("lane", lane)):
             if value is not None:
@@ -256,6 +256,19 @@ class Journal(JournalReader):
 
         record: TxnRecord = await self._run(op)
         return record
+
+    async def save_elapsed(self, elapsed: dict[int, float]) -> None:
+        """Persist each row's monotonic seconds since `sending` (one commit for all), so a
+        restart continues its grace and schedule from there."""
+        if not elapsed:
+            return
+        values = [(seconds, row_id) for row_id, seconds in elapsed.items()]
+
+        def op(db: sqlite3.Connection) -> tuple[None, list[tuple[str, int]]]:
+            db.executemany("UPDATE txns SET elapsed_s=? WHERE id=?", values)
+            return None, []
+
+        await self._run(op)
 
     async def note(self, row_id: int, detail: str, code: str = "") -> None:
         """Append an event without changing state (a poll answer, a retry, a refusal)."""

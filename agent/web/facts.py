@@ -218,6 +218,13 @@ def attention(agent: Agent, lanes: list[LaneFacts], paytm: PaytmFacts) -> list[A
     if paytm.state == "down" and paytm.last is not None:
         items.append(Attention("paytm_down", f"Paytm unreachable: {paytm.last.reason}",
                                "/tools#paytm"))
+    engine = agent.engine
+    if engine is not None and engine.clock_watch.jumps:
+        jump = engine.clock_watch.jumps[-1]
+        items.append(Attention("clock", f"The PC's clock jumped {jump.delta_s:+.0f} s at "
+                               f"{datetime.fromtimestamp(jump.at, IST):%Y-%m-%d %H:%M:%S}: "
+                               "payment timing is unaffected (monotonic clock); times shown "
+                               "before and after the jump do not compare", "/"))
     if paytm.skew_warning and paytm.clock_skew_s is not None:
         items.append(Attention("clock", f"This PC's clock differs from Paytm's by "
                                f"{paytm.clock_skew_s:+.0f} s: fix the time (NTP)", "/"))
