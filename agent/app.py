@@ -16,6 +16,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -28,7 +29,7 @@ from agent.config import Config, load_config
 from agent.engine.engine import CloudHealth, Engine
 from agent.engine.lane import Lane
 from agent.errors import ConfigError
-from agent.journal import Journal
+from agent.journal import Journal, JournalCorruptError
 from agent.keyfile import load_merchant_key
 from agent.logs import SECRETS, setup_logging
 from agent.paytm.checksum import MerchantKey
@@ -213,5 +214,9 @@ def run_main(args: argparse.Namespace) -> int:
         return 130
     except AgentError as exc:  # e.g. the journal cannot be opened: say so, exit non-zero
         log.critical("edc-agent cannot run: %s", exc)
+        return 1
+    except sqlite3.DatabaseError as exc:  # damage the start-up check did not see
+        log.critical("edc-agent cannot run: %s", JournalCorruptError(config.journal.path,
+                                                                     str(exc)))
         return 1
     return 0

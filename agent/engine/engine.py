@@ -134,6 +134,7 @@ class Engine:
         while True:
             await asyncio.sleep(CLOCK_TICK_S)
             self.clock_watch.check()
+            self.journal.check_identity()  # deleted or replaced: noticed without a write
             saved += CLOCK_TICK_S
             if saved >= ELAPSED_SAVE_S:
                 saved = 0.0

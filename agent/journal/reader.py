@@ -45,6 +45,23 @@ def connect_reader(path: str) -> sqlite3.Connection:
     return db
 
 
+def integrity_problems(path: str) -> list[str]:
+    """SQLite's full `integrity_check` of the file at `path` through a read-only
+    connection; an empty list when it is sound."""
+    try:
+        db = connect_reader(path)
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    try:
+        rows = db.execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    finally:
+        db.close()
+    problems = [str(r[0]) for r in rows]
+    return [] if problems == ["ok"] else problems
+
+
 class JournalReader:
     def __init__(self, path: str, db: sqlite3.Connection) -> None:
         self.path = path

@@ -192,7 +192,9 @@ def attention(agent: Agent, lanes: list[LaneFacts], paytm: PaytmFacts) -> list[A
     if not health.ok:
         items.append(Attention(
             "journal", f"The journal cannot be written ({health.error}): new sales are "
-            "refused and results wait until it can (free disk space, check the disk)", "/"))
+            "refused and results wait until it can (free disk space, check the disk; a "
+            "journal deleted, replaced or damaged: stop the agent, restore the last backup, "
+            "start it — docs/install.md, \"Recovering the journal\")", "/"))
     unknown = agent.journal.search(state=TxnState.UNKNOWN.value, limit=ATTENTION_LIST_MAX + 1)
     if unknown:
         count = f"{ATTENTION_LIST_MAX}+" if len(unknown) > ATTENTION_LIST_MAX else len(unknown)
