@@ -16,7 +16,13 @@ from agent.paytm.outcome import CallRecord
 from agent.web.events import EventHub
 from agent.web.metrics import AgentMetrics
 from agent.web.reader import PageReader
-from agent.web.security import SESSION_COOKIE, LoginLimiter, Session, SessionStore
+from agent.web.security import (
+    SESSION_COOKIE,
+    HostRule,
+    LoginLimiter,
+    Session,
+    SessionStore,
+)
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -77,6 +83,18 @@ class WebContext:
     wall: Callable[[], float] = time.time
     unsubscribe: Callable[[], None] | None = None  # the metrics' journal listener
     reader: PageReader | None = None  # the page's own journal connection (searches)
+    hosts: HostRule | None = None  # the Host/Origin rule; built from http.* on first use
+
+    @property
+    def host_rule(self) -> HostRule:
+        if self.hosts is None:
+            http = self.agent.config.http
+            try:
+                listen = split_host_port(http.listen)[0]
+            except ValueError:
+                listen = ""
+            self.hosts = HostRule(listen, http.hostnames)
+        return self.hosts
 
     def page_reader(self) -> PageReader:
         if self.reader is None:

@@ -22,10 +22,12 @@ import base64
 import binascii
 import collections
 import hmac
+import ipaddress
 import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -53,7 +55,9 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Cache-Control": "no-store",
     "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
+    # same-origin: the page's own requests carry Origin/Referer (checked on every POST),
+    # nothing is sent to other sites. (no-referrer made browsers send `Origin: null`.)
+    "Referrer-Policy": "same-origin",
     "Cross-Origin-Opener-Policy": "same-origin",
     "Cross-Origin-Resource-Policy": "same-origin",
 }
@@ -196,3 +200,83 @@ def safe_next(value: str | None) -> str:
     if any(ord(ch) < 0x21 for ch in value) or len(value) > 512:
         return "/"
     return value
+
+
+# -- Host and Origin (DNS rebinding) ------------------------------------------------------
+
+LOCAL_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
+WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})  # noqa: S104 (names, not a bind)
+
+
+def host_of(value: str) -> str | None:
+    """The host part of a Host header (or of an Origin's netloc), lower case, without the
+    port or a trailing dot; None when it is not a host at all."""
+    text = value.strip().lower()
+    if not text or any(ch in text for ch in "/@\\ \t?#"):
+        return None
+    if text.startswith("["):
+        end = text.find("]")
+        if end < 0 or (text[end + 1:] and not _is_port(text[end + 1:])):
+            return None
+        host = text[1:end]
+        return host if _ip(host) else None
+    name, sep, port = text.rpartition(":")
+    if sep and _is_port(":" + port) and ":" not in name:
+        text = name
+    elif ":" in text:
+        return None  # an IPv6 literal must be bracketed
+    return text.rstrip(".") or None
+
+
+def _is_port(text: str) -> bool:
+    return text.startswith(":") and text[1:].isdigit() and len(text) <= 6
+
+
+def _ip(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+class HostRule:
+    """Which `Host` the page answers to: `localhost` (and the loopback addresses), its
+    listen address, the names in `http.hostnames`, and — when it listens on every
+    address — any IP literal (a rebinding attack always arrives under the attacker's
+    *name*, never under an address)."""
+
+    def __init__(self, listen_host: str, hostnames: tuple[str, ...] = ()) -> None:
+        listen = listen_host.strip("[]").lower()
+        self._names = frozenset({*LOCAL_NAMES, listen, *(n.lower() for n in hostnames)}
+                                - WILDCARD_HOSTS)
+        self._any_address = listen in WILDCARD_HOSTS
+
+    def allows(self, host: str) -> bool:
+        return host in self._names or (self._any_address and _ip(host))
+
+    def check_host(self, header: str | None) -> tuple[int, str] | None:
+        """None when the Host header is acceptable, else (status, why)."""
+        if header is None:
+            return 400, "Missing Host header."
+        host = host_of(header)
+        if host is None:
+            return 400, "Malformed Host header."
+        if not self.allows(host):
+            return 421, (f"This page does not answer to {host!r}: open it as "
+                         "http://localhost:PORT/ or its configured address, or add the "
+                         "name to http.hostnames.")
+        return None
+
+    def check_origin(self, origin: str | None, referer: str | None) -> str | None:
+        """For a state-changing request: None when Origin (else Referer), if present,
+        names an allowed host; else why not."""
+        for name, value in (("Origin", origin), ("Referer", referer)):
+            if value is None or value == "null":  # absent, or hidden by the browser
+                continue
+            parts = urlsplit(value)
+            host = host_of(parts.netloc) if parts.scheme in ("http", "https") else None
+            if host is None or not self.allows(host):
+                return f"{name} {value[:80]!r} is not this page: request refused."
+            return None
+        return None
