@@ -22,7 +22,6 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
 from agent.logs import RECENT, SECRETS, RecentLines, Throttle
-from agent.passwords import verify_password
 from agent.web import api
 from agent.web.context import CTX, CallWatch, WebContext, ctx_of
 from agent.web.events import EventHub
@@ -289,14 +288,13 @@ async def _basic_auth_ok(ctx: WebContext, request: web.Request) -> bool:
     if password is None or not ctx.actions_enabled:
         return False
     client = client_address(request)
-    wait_s = ctx.limiter.retry_after_s(client)
-    if wait_s:
+    verdict = await ctx.passwords.check(client, password, ctx.password_hash)
+    if verdict.retry_after_s:
+        wait_s = verdict.retry_after_s
         raise web.HTTPTooManyRequests(
-            text=f"Too many failed logins from {client}: try again in {wait_s:.0f} s.",
+            text=f"Too many failed logins: try again in {wait_s:.0f} s.",
             headers={"Retry-After": str(int(wait_s + 0.999))})
-    if await asyncio.to_thread(verify_password, password, ctx.password_hash):
-        ctx.limiter.succeeded(client)
+    if verdict.ok:
         return True
-    ctx.limiter.failed(client)
     log.warning("web: failed metrics login from %s", client)
     return False

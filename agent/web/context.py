@@ -12,6 +12,7 @@ from aiohttp import web
 
 from agent.logs import RecentLines
 from agent.net import is_loopback_host, split_host_port
+from agent.passwords import verify_password
 from agent.paytm.outcome import CallRecord
 from agent.web.events import EventHub
 from agent.web.metrics import AgentMetrics
@@ -20,6 +21,7 @@ from agent.web.security import (
     SESSION_COOKIE,
     HostRule,
     LoginLimiter,
+    PasswordGate,
     Session,
     SessionStore,
 )
@@ -80,6 +82,7 @@ class WebContext:
     calls: CallWatch
     sessions: SessionStore = field(default_factory=SessionStore)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    gate: PasswordGate | None = None  # built on first use around `limiter`
     wall: Callable[[], float] = time.time
     unsubscribe: Callable[[], None] | None = None  # the metrics' journal listener
     reader: PageReader | None = None  # the page's own journal connection (searches)
@@ -100,6 +103,12 @@ class WebContext:
         if self.reader is None:
             self.reader = PageReader(self.agent.journal.reader)
         return self.reader
+
+    @property
+    def passwords(self) -> PasswordGate:
+        if self.gate is None:
+            self.gate = PasswordGate(self.limiter, verify_password)
+        return self.gate
 
     @property
     def password_hash(self) -> str:
