@@ -31,6 +31,7 @@ from agent.engine.lane import Lane
 from agent.errors import ConfigError
 from agent.journal import Journal, JournalCorruptError
 from agent.keyfile import load_merchant_key
+from agent.listener import FdBudget, fd_budget, quiet_accept_errors
 from agent.logs import SECRETS, setup_logging
 from agent.paytm.checksum import MerchantKey
 from agent.paytm.edc import EdcClient
@@ -78,6 +79,13 @@ class Agent:
         self.webhook: WebhookServer | None = None
         self._wall = wall
         self._mono = mono
+        self._budget: FdBudget | None = None
+
+    def budget(self) -> FdBudget:
+        """The file-descriptor budget (raised limit, listener caps), computed once."""
+        if self._budget is None:
+            self._budget = fd_budget(len(self.config.lanes))
+        return self._budget
 
     def observe_calls(self, observer: Callable[[CallRecord], None]) -> Callable[[], None]:
         """Call `observer` after every Paytm call; returns the unsubscribe."""
@@ -95,6 +103,11 @@ class Agent:
             observer(record)
 
     async def start(self) -> None:
+        quiet_accept_errors(asyncio.get_running_loop())
+        budget = self.budget()
+        log.info("open-file limit %d: %d kept for lanes, the journal and Paytm; page at "
+                 "most %d connections, webhook %d", budget.limit, budget.reserved,
+                 budget.web, budget.webhook)
         if self._session is None:
             self._session = make_session(self.config.paytm)
         edc = EdcClient(self._session, self.config.paytm, self._key, observer=self._observe)
@@ -120,7 +133,7 @@ class Agent:
             await lane.start()
         if self.config.webhook.enabled:
             self.webhook = WebhookServer(self.engine, self._key, self.config.webhook.listen,
-                                         self.config.webhook.path)
+                                         self.config.webhook.path, cap=budget.webhook)
             await self.webhook.start()
         log.info("edc-agent %s running: %d lane(s), journal %s", __version__, len(self.lanes),
                  self.journal.path)

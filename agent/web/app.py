@@ -21,6 +21,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
+from agent.listener import BODY_TIMEOUT_S
 from agent.logs import RECENT, SECRETS, RecentLines, Throttle
 from agent.web import api
 from agent.web.context import CTX, CallWatch, WebContext, ctx_of
@@ -218,7 +219,7 @@ def error_response(request: web.Request, status: int, message: str) -> web.Respo
         return web.Response(text=message + "\n", status=status)
     titles = {400: "Bad request", 401: "Log in first", 403: "Not allowed", 404: "Not found",
               405: "Not allowed", 413: "Too large", 429: "Too many attempts",
-              421: "Wrong address", 500: "Internal error", 503: "Unavailable"}
+              408: "Too slow", 421: "Wrong address", 500: "Internal error", 503: "Unavailable"}
     body = tag("p", message, class_="flash flash-fail") + tag(
         "p", tag("a", "Back to the overview", href="/"))
     return page(ctx_of(request), request, title=titles.get(status, f"Error {status}"),
@@ -237,6 +238,12 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise BadInput(f"Request body too large (at most {MAX_BODY_BYTES} bytes).", 413)
+    if request.can_read_body:
+        try:  # read (and cache) the whole body now, against the clock
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                await request.read()
+        except TimeoutError:
+            raise BadInput("The request body did not arrive in time.", 408) from None
     path = request.path
     session = ctx.session(request)
     if request.method not in ("GET", "HEAD", "OPTIONS"):
