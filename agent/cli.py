@@ -63,6 +63,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--production", action="store_true",
                    help="allow --sale against Paytm's production hosts (real money)")
 
+    p = sub.add_parser("check-journal", help="full integrity check of the journal (read only)")
+    p.add_argument("--config", required=True, help="path to the TOML config")
     sub.add_parser("hash-password", help="print the hash to put in http.password_hash")
     sub.add_parser("ports", help="serial ports and USB devices this machine sees")
     return parser
@@ -96,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.certify import certify_main
 
             return certify_main(args)
+        if command == "check-journal":
+            from agent.checkconfig import check_journal_main
+
+            return check_journal_main(args)
         if command == "hash-password":
             from agent.passwords import hash_password_main
 
