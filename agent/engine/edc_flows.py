@@ -23,6 +23,7 @@ from agent.engine.results import (
     NOT_RECEIVED_MESSAGE,
     UNKNOWN_MESSAGE,
     Outcome,
+    PaytmView,
     failure_message,
     payment_dict,
     rejection_message,
@@ -352,6 +353,22 @@ class EdcFlows:
                 if record.state in (TxnState.SENDING, TxnState.ACCEPTED):
                     await self._journal.transition(record.row_id, TxnState.PENDING,
                                                    code=answer.code, message=answer.message)
+
+    async def ask(self, record: TxnRecord) -> PaytmView:
+        """Status Enquiry of a sale or void, its answer only returned (the journal, the
+        ledger and the register are not touched): the sweep's second opinion on a row the
+        journal already closed."""
+        outcome = await self._client.status(StatusRequest(
+            tid=record.tid, txn=record.txn,
+            txn_time=parse_paytm(record.txn_time) or self._now(),
+            void=record.kind is Kind.VOID))
+        match outcome:
+            case Answered(response=answer):
+                paytm_id = answer.payment.acquirement_id if answer.payment else None
+                return PaytmView(answer.state.value, paytm_id or "", answer.amount,
+                                 answer.code, answer.message)
+            case NotSent(reason=reason) | Unknown(reason=reason):
+                return PaytmView("unreachable", message=reason)
 
     async def probe(self, request: StatusRequest) -> StatusOutcome:
         """A Status Enquiry that belongs to no transaction (the page's connectivity test)."""

@@ -27,7 +27,7 @@ from agent.config import Config
 from agent.engine import polling
 from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Ledger, Refusal, amount_warning
 from agent.engine.reporter import LanePort, Reporter
-from agent.engine.results import UNKNOWN_MESSAGE, Outcome, request_fields
+from agent.engine.results import UNKNOWN_MESSAGE, Outcome, PaytmView, request_fields
 from agent.errors import FieldError
 from agent.journal import Journal, JournalError, Kind, TxnRecord, TxnState
 from agent.paytm.clock import format_paytm, parse_paytm
@@ -379,6 +379,30 @@ class PgFlows:
             case NotSent(reason=reason) | Unknown(reason=reason):
                 await journal.note(record.row_id, f"refund status check failed: {reason}")
                 return False
+
+    async def ask(self, record: TxnRecord) -> PaytmView:
+        """Transaction Status of a link, Refund Status of a refund: the answer only (see
+        `EdcFlows.ask`)."""
+        if record.kind is Kind.PAYLINK:
+            status = await self.client.status(record.txn)
+            match status:
+                case Answered(response=answer):
+                    amount = None if answer.amount_paise is None else str(answer.amount_paise)
+                    return PaytmView(answer.state.value, answer.txn_id or "", amount,
+                                     answer.code, answer.message)
+                case NotSent(reason=reason) | Unknown(reason=reason):
+                    return PaytmView("unreachable", message=reason)
+        refund = await self.client.refund_status(record.parent, record.txn)
+        match refund:
+            case Answered(response=ref_answer):
+                state = ref_answer.state.value if ref_answer.state.value in (
+                    "success", "failed", "not_found") else "pending"
+                paid = None if ref_answer.refund_amount_paise is None \
+                    else str(ref_answer.refund_amount_paise)
+                return PaytmView(state, ref_answer.refund_id or "", paid, ref_answer.code,
+                                 ref_answer.message)
+            case NotSent(reason=reason) | Unknown(reason=reason):
+                return PaytmView("unreachable", message=reason)
 
     async def _on_link_status(self, record: TxnRecord, answer: PgStatusAnswer) -> None:
         reporter = self._reporter

@@ -70,6 +70,21 @@ class EventRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class SweepRecord:
+    """One reconciliation sweep of a day (issue 13): what was asked and what it found."""
+
+    row_id: int
+    day: str  # YYYY-MM-DD, IST
+    trigger: str  # "close_at" (the daemon's schedule) or "page" (the Tools button, the API)
+    started_at: float
+    finished_at: float
+    asked: int  # transactions Paytm was asked about
+    changed: int  # of those, how many the journal now records differently
+    disagreements: int  # journal and Paytm disagree: a person must act
+    report: str  # JSON: {"changes": [...], "findings": [...]}
+
+
+@dataclass(frozen=True, slots=True)
 class OutboxRecord:
     """A result waiting for (or having had) the register's ACK."""
 

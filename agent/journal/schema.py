@@ -6,7 +6,7 @@ with `sqlite3 journal.db 'PRAGMA user_version'`.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -62,5 +62,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX txns_kind_created_state ON txns (kind, created_at, state)",
         "CREATE INDEX txns_kind_lane_state ON txns (kind, lane, state)",
         "CREATE INDEX txns_lane_state ON txns (lane, state)",
+    ),
+    # Close of day (issue 13): each reconciliation sweep and what it found, so the day's
+    # report can show the last one after a restart. `report` is JSON (changes, findings).
+    3: (
+        """CREATE TABLE sweeps (
+            id INTEGER PRIMARY KEY,
+            day TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            asked INTEGER NOT NULL,
+            changed INTEGER NOT NULL,
+            disagreements INTEGER NOT NULL,
+            report TEXT NOT NULL
+        )""",
+        "CREATE INDEX sweeps_day ON sweeps (day, id)",
     ),
 }

@@ -33,11 +33,13 @@ from agent.journal.reader import (
     JournalReader,
     connect_reader,
     outbox_record,
+    sweep_record,
     txn_record,
 )
 from agent.journal.records import (
     Kind,
     OutboxRecord,
+    SweepRecord,
     TxnRecord,
     TxnState,
     transition_allowed,
@@ -325,6 +327,28 @@ class Journal(JournalReader):
             return None, [("delivered", int(row[0]))]
 
         await self._run(op)
+
+
+    async def record_sweep(self, *, day: str, trigger: str, started_at: float, asked: int,
+                           changed: int, disagreements: int,
+                           report: dict[str, Any]) -> SweepRecord:
+        """Keep a reconciliation sweep's result (the day's report shows the last one)."""
+        now = self._clock()
+        text = _dumps(report)
+
+        def op(db: sqlite3.Connection) -> tuple[SweepRecord, list[tuple[str, int]]]:
+            cur = db.execute(
+                "INSERT INTO sweeps (day, trigger, started_at, finished_at, asked, changed, "
+                "disagreements, report) VALUES (?,?,?,?,?,?,?,?)",
+                (day, trigger, started_at, now, asked, changed, disagreements, text))
+            row = db.execute(
+                "SELECT id, day, trigger, started_at, finished_at, asked, changed, "
+                "disagreements, report FROM sweeps WHERE id=?",
+                (int(cur.lastrowid or 0),)).fetchone()
+            return sweep_record(row), []
+
+        record: SweepRecord = await self._run(op)
+        return record
 
 
 def _migrate(db: sqlite3.Connection, path: str) -> None:

@@ -42,6 +42,8 @@ from agent.register.messages import (
     Sale,
     State,
     Status,
+    Totals,
+    TotalsReport,
     Void,
 )
 from agent.sim.register import commands as cmd
@@ -87,6 +89,8 @@ def describe_request(message: Request) -> str:
             return "last"
         case Ping():
             return "ping"
+        case Totals():
+            return "totals" + (f" {message.day}" if message.day else "")
 
 
 def describe_reply(message: Reply, *, again: bool = False) -> list[str]:
@@ -125,6 +129,12 @@ def describe_reply(message: Reply, *, again: bool = False) -> list[str]:
             return [f"pong lane={message.lane} tid={message.tid} "
                     f"busy={'yes' if message.busy else 'no'} cloud={message.cloud} "
                     f"version={message.version}"]
+        case TotalsReport():
+            f = message.figures
+            return [f"totals {message.day} lane={message.lane} tid={message.tid} "
+                    f"sales={f.sales.count}/{paise_to_rupees(f.sales.amount)} "
+                    f"net={f.net} failed={f.failed.count} unknown={f.unknown.count}",
+                    *(f"  | {line}" for line in message.receipt)]
 
 
 class Transcript:
