@@ -74,8 +74,12 @@ def open_read_only(path: str) -> JournalReader:
     never migrated, never written (`mode=ro` and `query_only`)."""
     if not Path(path).is_file():
         raise JournalError(f"no journal at {path!r} (is journal.path right?)")
+    # No -wal file: no agent has the journal open and everything is in the main file. Then
+    # read it as immutable, which creates no -wal/-shm: made by `sudo edc-agent report`,
+    # they would belong to root and the agent (its own user) could not open its journal.
+    immutable = "" if Path(path + "-wal").exists() else "&immutable=1"
     try:
-        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True,
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro{immutable}", uri=True,
                              timeout=BUSY_TIMEOUT_S, isolation_level=None,
                              check_same_thread=False)
         db.execute("PRAGMA query_only=ON")
