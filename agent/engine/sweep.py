@@ -117,6 +117,13 @@ class Sweeper:
         self._lock = asyncio.Lock()  # one sweep at a time (the schedule and the page)
         self._task: asyncio.Task[None] | None = None
         self.last: SweepRecord | None = None
+        self._listeners: list[Callable[[SweepRecord], None]] = []
+
+    def subscribe(self, listener: Callable[[SweepRecord], None]) -> Callable[[], None]:
+        """Call `listener(record)` after each sweep is journaled; returns the unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) \
+            if listener in self._listeners else None
 
     @property
     def running(self) -> bool:
@@ -175,6 +182,8 @@ class Sweeper:
                 disagreements=disagreements,
                 report={"changes": changes, "findings": findings})
             self.last = record
+            for listener in list(self._listeners):
+                listener(record)
             level = logging.WARNING if findings else logging.INFO
             log.log(level, "reconciliation sweep of %s: asked %d, changed %d, %d finding(s), "
                     "%d disagreement(s)", day, record.asked, record.changed, len(findings),

@@ -3,13 +3,16 @@ itself runs end to end in tests/day and tests/web/test_day.py."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
 from datetime import datetime
+from pathlib import Path
 
-from agent.engine.results import NOT_RECEIVED_CODE
-from agent.engine.sweep import needs_asking, next_close
-from agent.journal import Kind, TxnRecord, TxnState
+from agent.engine.results import NOT_RECEIVED_CODE, PaytmView
+from agent.engine.sweep import Sweeper, needs_asking, next_close
+from agent.journal import Journal, Kind, SweepRecord, TxnRecord, TxnState
 from agent.paytm.clock import IST
+from tests.engine.harness import WAIT_S
 
 ROW = TxnRecord(row_id=1, kind=Kind.SALE, txn="T1", lane="till-1", tid="12345678",
                 amount="100", parent="", state=TxnState.SUCCESS, request="{}",
@@ -40,3 +43,39 @@ def test_which_rows_are_asked_again() -> None:
     lost = replace(declined, code=NOT_RECEIVED_CODE)
     assert needs_asking(lost)  # the agent's conclusion: asked again
     assert not needs_asking(replace(lost, not_sent=True))  # provably never reached Paytm
+
+
+class _NoPaytm:
+    """A day with nothing to ask: the engine is never called."""
+
+    def recheck(self, row_id: int) -> asyncio.Event:
+        raise AssertionError("nothing to re-check")
+
+    async def ask(self, record: TxnRecord) -> PaytmView:
+        raise AssertionError("nothing to ask")
+
+
+async def test_the_daily_schedule_sweeps_the_day_that_closes(tmp_path: Path) -> None:
+    close = _ist("2026-03-14 23:45")
+    times = iter([close - 0.01])  # the first reading: just before close_at, then after it
+
+    def wall() -> float:
+        return next(times, close + 1)
+
+    journal = Journal(tmp_path / "journal.db")
+    sweeper = Sweeper(_NoPaytm(), journal, wall=wall)
+    swept: asyncio.Future[SweepRecord] = asyncio.get_running_loop().create_future()
+
+    def on_sweep(record: SweepRecord) -> None:
+        if not swept.done():
+            swept.set_result(record)
+
+    sweeper.subscribe(on_sweep)
+    sweeper.start("23:45")
+    try:
+        record = await asyncio.wait_for(swept, WAIT_S)
+    finally:
+        await sweeper.stop()
+        await journal.aclose()
+    assert (record.day, record.trigger, record.asked) == ("2026-03-14", "close_at", 0)
+    assert record.disagreements == 0

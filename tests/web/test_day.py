@@ -50,6 +50,10 @@ async def test_day_page_reconcile_and_download(tmp_path: Path) -> None:
                 if f["type"] == "disagreement"] == [LOST]
         assert data["lanes"][0]["lane"] == "till-1"
 
+        metrics = await (await s.client.get("/metrics")).text()
+        assert "edc_reconciliation_disagreements 1.0" in metrics
+        assert "edc_reconciliation_last_sweep_timestamp_seconds" in metrics
+
         html = await (await s.client.get(f"/day?day={day}")).text()
         assert LOST in html and "refund the customer" in html
 
