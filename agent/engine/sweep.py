@@ -217,10 +217,19 @@ class Sweeper:
                             "to": after.state.value, "code": after.code})
         findings = []
         if not after.is_final:
-            findings.append({**_row(after), "type": "unresolved", "journal": after.state.value,
-                             "paytm": "pending",
-                             "problem": f"still {after.state.value} after asking Paytm again",
-                             "action": _unresolved_action(after)})
+            # Paytm's own word for the list (its answer changes nothing here; the poller
+            # acts on answers). Final at Paytm but not here: the poller's schedule ran out.
+            view = await self._engine.ask(after)
+            settled = view.state in ("success", "failed")
+            findings.append({
+                **_row(after), "type": "disagreement" if settled else "unresolved",
+                "journal": after.state.value, "paytm": view.state,
+                "paytm_txn_id": view.paytm_txn_id,
+                "problem": (f"journal {after.state.value}, Paytm {view.state}: the agent no "
+                            "longer asks on its own" if settled else
+                            f"still {after.state.value} after asking Paytm again"),
+                "action": (_settled_action(after, view.state) if settled
+                           else _unresolved_action(after))})
         return _Checked(asked=True, changes=changes, findings=findings)
 
     async def _second_opinion(self, record: TxnRecord) -> _Checked:
@@ -266,6 +275,14 @@ def _unresolved_action(record: TxnRecord) -> str:
         return ("do not hand over goods; the agent keeps asking Paytm; if Paytm's settlement "
                 "shows it paid, close the bill, else take payment again")
     return "the agent keeps asking Paytm; do not repeat the " + record.kind.value
+
+
+def _settled_action(record: TxnRecord, paytm: str) -> str:
+    if record.kind in (Kind.SALE, Kind.PAYLINK):
+        return ("Paytm has the payment: close the bill as paid (or refund the customer)"
+                if paytm == "success" else "not paid at Paytm: take payment again")
+    outcome = "went through" if paytm == "success" else "failed"
+    return f"Paytm says the {record.kind.value} {outcome}"
 
 
 def _unpaid_action(record: TxnRecord) -> str:
