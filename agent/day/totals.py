@@ -25,7 +25,7 @@ from agent.errors import AgentError
 from agent.journal import JournalReader, Kind, SweepRecord, TxnState
 from agent.journal.reader import DayTally
 from agent.paytm.clock import IST
-from agent.receipts import rupees
+from agent.receipts import mask, rupees
 from agent.register import messages
 
 METHODS = ("card", "upi", "paylink")
@@ -328,10 +328,10 @@ def x_report_lines(day: date, lane: LaneTotals, *, width: int, printed_at: float
         centred(text)
     centred("X-REPORT (NOT A CLOSE)")
     pair("Day", day.isoformat())
-    pair("Printed", datetime.fromtimestamp(printed_at, IST).strftime("%H:%M:%S IST"))
+    pair("Printed", datetime.fromtimestamp(printed_at, IST).strftime("%d-%m-%Y %H:%M IST"))
     pair("Lane", lane.lane)
     if lane.tid:
-        pair("TID", lane.tid)
+        pair("TID", mask(lane.tid))  # as on the sale slips
     lines.append(rule)
     figures = lane.totals.figures
     for name, label in _LABELS[:3]:
