@@ -1,9 +1,11 @@
-"""The sweep's rules that need no Paytm: when it runs, which rows it asks about. The sweep
-itself runs end to end in tests/day and tests/web/test_day.py."""
+"""The sweep: when it runs, which rows it asks about, and on the engine alone (a fake lane,
+the emulator over loopback) what it lists when Paytm has no answer yet. A whole day with
+the register on a pty is in tests/day; the page's button in tests/web/test_day.py."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
@@ -12,7 +14,9 @@ from agent.engine.results import NOT_RECEIVED_CODE, PaytmView
 from agent.engine.sweep import Sweeper, needs_asking, next_close
 from agent.journal import Journal, Kind, SweepRecord, TxnRecord, TxnState
 from agent.paytm.clock import IST
+from agent.register.messages import Sale
 from tests.engine.harness import WAIT_S
+from tests.engine.money import money_engine
 
 ROW = TxnRecord(row_id=1, kind=Kind.SALE, txn="T1", lane="till-1", tid="12345678",
                 amount="100", parent="", state=TxnState.SUCCESS, request="{}",
@@ -79,3 +83,21 @@ async def test_the_daily_schedule_sweeps_the_day_that_closes(tmp_path: Path) -> 
         await journal.aclose()
     assert (record.day, record.trigger, record.asked) == ("2026-03-14", "close_at", 0)
     assert record.disagreements == 0
+
+
+async def test_a_sale_still_pending_at_paytm_is_listed_unresolved(tmp_path: Path) -> None:
+    async with money_engine(tmp_path, polling={"unknown_after_s": 0.3}) as m:
+        await m.ask(Sale(id="r1", txn="PEND00000001", amount="10002"))  # never paid
+        unknown = await m.lane.result_for("PEND00000001")
+        assert unknown.status == "unknown"
+        sweeper = Sweeper(m.engine, m.journal)
+        record = await sweeper.sweep()
+        assert (record.asked, record.changed, record.disagreements) == (1, 0, 0)
+        [finding] = json.loads(record.report)["findings"]
+        assert finding["type"] == "unresolved" and finding["txn"] == "PEND00000001"
+        assert (finding["journal"], finding["paytm"]) == ("unknown", "pending")
+        assert "do not hand over goods" in finding["action"]
+        row = m.journal.find(Kind.SALE, "PEND00000001")
+        assert row is not None and row.state is TxnState.UNKNOWN
+        # Asked once more by the sweep: one Status Enquiry through the poller, one to list.
+        assert m.emulator.count("status", "PEND00000001") >= 2
