@@ -239,16 +239,23 @@ class Sweeper:
                 **_row(record), "type": "unreachable", "journal": record.state.value,
                 "paytm": "", "problem": f"Paytm could not be asked: {view.message}"[:200],
                 "action": "run the reconciliation again from the Tools page"}])
+        fills_id = record.state is TxnState.SUCCESS and view.state == "success" \
+            and bool(view.paytm_txn_id) and not paytm_txn_id(record)
         with contextlib.suppress(JournalError):  # the sweep's own record still tells it
-            await self._journal.note(
-                record.row_id, f"reconciliation: Paytm says {view.state}"
-                + (f", Paytm id {view.paytm_txn_id}" if view.paytm_txn_id else ""), view.code)
+            if fills_id:
+                # Seed checklist 5: Paytm's id is what reconciliation and refunds need.
+                await self._journal.add_payment_fields(
+                    record.row_id, {"paytm_txn_id": view.paytm_txn_id},
+                    f"reconciliation: Paytm's transaction id {view.paytm_txn_id}")
+            else:
+                await self._journal.note(record.row_id,
+                                         f"reconciliation: Paytm says {view.state}", view.code)
         changes: list[dict[str, Any]] = []
         findings: list[dict[str, Any]] = []
         facts = {**_row(record), "journal": record.state.value, "paytm": view.state,
                  "paytm_txn_id": view.paytm_txn_id, "paytm_amount": view.amount or ""}
         if record.state is TxnState.SUCCESS:
-            if view.state == "success" and view.paytm_txn_id:
+            if fills_id:
                 changes.append({**_row(record), "from": "success", "to": "success",
                                 "paytm_txn_id": view.paytm_txn_id})
             if view.state == "success" and view.amount and view.amount != record.amount:

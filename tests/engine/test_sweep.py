@@ -10,10 +10,13 @@ from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
+from agent.engine.edc_flows import EdcCalls, EdcOutcome, StatusOutcome
 from agent.engine.results import NOT_RECEIVED_CODE, PaytmView
 from agent.engine.sweep import Sweeper, needs_asking, next_close
 from agent.journal import Journal, Kind, SweepRecord, TxnRecord, TxnState
 from agent.paytm.clock import IST
+from agent.paytm.edc import EdcClient, SaleRequest, StatusRequest, VoidRequest
+from agent.paytm.outcome import Answered
 from agent.register.messages import Sale
 from tests.engine.harness import WAIT_S
 from tests.engine.money import money_engine
@@ -101,3 +104,51 @@ async def test_a_sale_still_pending_at_paytm_is_listed_unresolved(tmp_path: Path
         assert row is not None and row.state is TxnState.UNKNOWN
         # Asked once more by the sweep: one Status Enquiry through the poller, one to list.
         assert m.emulator.count("status", "PEND00000001") >= 2
+
+
+class WithoutPaytmIds:
+    """Paytm's status answers lack its transaction id until `hide` is switched off (a
+    gateway that fills acquirementId in late)."""
+
+    def __init__(self, inner: EdcClient) -> None:
+        self._inner = inner
+        self.hide = True
+
+    async def sale(self, req: SaleRequest) -> EdcOutcome:
+        return await self._inner.sale(req)
+
+    async def status(self, req: StatusRequest) -> StatusOutcome:
+        outcome = await self._inner.status(req)
+        if self.hide and isinstance(outcome, Answered) \
+                and outcome.response.payment is not None:
+            payment = replace(outcome.response.payment, acquirement_id=None)
+            return replace(outcome, response=replace(outcome.response, payment=payment))
+        return outcome
+
+    async def void(self, req: VoidRequest) -> EdcOutcome:
+        return await self._inner.void(req)
+
+
+async def test_a_success_without_paytms_id_gets_it(tmp_path: Path) -> None:
+    wrapped: list[WithoutPaytmIds] = []
+
+    def wrap(inner: EdcClient) -> EdcCalls:
+        wrapped.append(WithoutPaytmIds(inner))
+        return wrapped[-1]
+
+    async with money_engine(tmp_path, edc=wrap) as m:
+        await m.ask(Sale(id="r1", txn="NOID00000001", amount="100"))
+        assert (await m.lane.result_for("NOID00000001")).status == "success"
+        row = m.journal.find(Kind.SALE, "NOID00000001")
+        assert row is not None and "paytm_txn_id" not in json.loads(row.payment)
+        wrapped[0].hide = False
+        record = await Sweeper(m.engine, m.journal).sweep()
+        [change] = json.loads(record.report)["changes"]
+        assert change["txn"] == "NOID00000001" and change["paytm_txn_id"]
+        assert (record.asked, record.changed, record.disagreements) == (1, 1, 0)
+        row = m.journal.find(Kind.SALE, "NOID00000001")
+        assert row is not None and row.state is TxnState.SUCCESS
+        assert json.loads(row.payment)["paytm_txn_id"] == change["paytm_txn_id"]
+        assert json.loads(row.payment)["rrn"]  # what Paytm said first is kept
+        again = await Sweeper(m.engine, m.journal).sweep()
+        assert again.asked == 0  # nothing left to ask
