@@ -13,13 +13,14 @@ import sys
 import time
 from collections.abc import Iterator
 from datetime import date
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from agent.config import Config, load_config
 from agent.day.export import export_range, write_export
 from agent.day.totals import (
     DayError,
     day_report,
+    ist_text,
     parse_day,
     render_csv,
     render_json,
@@ -29,7 +30,9 @@ from agent.day.totals import (
 from agent.errors import ConfigError
 from agent.journal import JournalError, JournalReader
 from agent.journal.reader import open_read_only
-from agent.web.facts import TxnDetail, txn_detail_from
+
+if TYPE_CHECKING:
+    from agent.web.facts import TxnDetail
 
 
 def _open(args: argparse.Namespace) -> tuple[Config, JournalReader]:
@@ -98,6 +101,9 @@ def export_main(args: argparse.Namespace) -> int:
 
 
 def show_main(args: argparse.Namespace) -> int:
+    # The page's own view of a transaction (imported here: report and export need no web).
+    from agent.web.facts import txn_detail_from
+
     try:
         _, reader = _open(args)
     except (ConfigError, JournalError) as exc:
@@ -116,8 +122,6 @@ def show_main(args: argparse.Namespace) -> int:
 
 def detail_text(detail: TxnDetail) -> str:
     """One transaction as the page shows it: facts, timeline, receipt, children."""
-    from agent.day.totals import ist_text
-
     row = detail.txn
     lines = [f"{row.kind} {row.txn}  {row.state}  {row.amount_text}  lane {row.lane}"
              + (f"  terminal {row.tid}" if row.tid else ""),
