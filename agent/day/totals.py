@@ -18,7 +18,7 @@ import io
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
 
 from agent.errors import AgentError
@@ -350,10 +350,6 @@ def x_report_lines(day: date, lane: LaneTotals, *, width: int, printed_at: float
         pair("Net", rupees(by.net))
     lines.append(rule)
     return tuple(line[:width] for line in lines)
-
-
-def previous_day(day: date) -> date:
-    return day - timedelta(days=1)
 
 
 def message_figures(figures: Figures) -> messages.DayFigures:
