@@ -32,7 +32,6 @@ from agent.engine.results import NOT_RECEIVED_CODE, PaytmView
 from agent.journal import (
     Journal,
     JournalError,
-    JournalReader,
     Kind,
     SweepRecord,
     TxnRecord,
@@ -106,17 +105,12 @@ def _row(record: TxnRecord) -> dict[str, Any]:
 
 class Sweeper:
     def __init__(self, engine: SweepEngine, journal: Journal, *,
-                 open_reader: Callable[[], JournalReader] | None = None,
-                 wall: Callable[[], float] = time.time,
-                 recheck_wait_s: float = SWEEP_RECHECK_WAIT_S) -> None:
+                 wall: Callable[[], float] = time.time) -> None:
         self._engine = engine
         self._journal = journal
-        self._open_reader = open_reader or journal.reader
         self._wall = wall
-        self._recheck_wait_s = recheck_wait_s
         self._lock = asyncio.Lock()  # one sweep at a time (the schedule and the page)
         self._task: asyncio.Task[None] | None = None
-        self.last: SweepRecord | None = None
         self._listeners: list[Callable[[SweepRecord], None]] = []
 
     def subscribe(self, listener: Callable[[SweepRecord], None]) -> Callable[[], None]:
@@ -124,10 +118,6 @@ class Sweeper:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener) \
             if listener in self._listeners else None
-
-    @property
-    def running(self) -> bool:
-        return self._lock.locked()
 
     # -- the daily schedule ------------------------------------------------------------
 
@@ -181,7 +171,6 @@ class Sweeper:
                 asked=sum(1 for result in checked if result.asked), changed=len(changes),
                 disagreements=disagreements,
                 report={"changes": changes, "findings": findings})
-            self.last = record
             for listener in list(self._listeners):
                 listener(record)
             level = logging.WARNING if findings else logging.INFO
@@ -195,7 +184,7 @@ class Sweeper:
             return record
 
     def _day_rows(self, day: date) -> list[TxnRecord]:
-        reader = self._open_reader()
+        reader = self._journal.reader()  # its own connection, in a worker thread
         try:
             return reader.day_rows(*day_bounds(day))
         finally:
@@ -204,22 +193,21 @@ class Sweeper:
     async def _check(self, record: TxnRecord) -> _Checked:
         if record.is_final:
             return await self._second_opinion(record)
-        checked = self._engine.recheck(record.row_id)
-        try:
-            await asyncio.wait_for(checked.wait(), self._recheck_wait_s)
-        except TimeoutError:
-            log.warning("reconciliation: no answer for %s %s within %.0f s",
-                        record.kind.value, record.txn, self._recheck_wait_s)
-        after = self._journal.get(record.row_id)
+        after = await self._recheck(record)
+        view = None
+        if not after.is_final:
+            # Paytm's own word for the list (this answer changes nothing; the poller acts
+            # on answers). Paytm final, the journal not: Paytm settled it since the poller's
+            # check, so the poller asks once more; still open then, it no longer asks.
+            view = await self._engine.ask(after)
+            if view.state in ("success", "failed"):
+                after = await self._recheck(after)
         changes = []
         if after.state is not record.state:
             changes.append({**_row(after), "from": record.state.value,
                             "to": after.state.value, "code": after.code})
         findings = []
-        if not after.is_final:
-            # Paytm's own word for the list (its answer changes nothing here; the poller
-            # acts on answers). Final at Paytm but not here: the poller's schedule ran out.
-            view = await self._engine.ask(after)
+        if not after.is_final and view is not None:
             settled = view.state in ("success", "failed")
             findings.append({
                 **_row(after), "type": "disagreement" if settled else "unresolved",
@@ -231,6 +219,16 @@ class Sweeper:
                 "action": (_settled_action(after, view.state) if settled
                            else _unresolved_action(after))})
         return _Checked(asked=True, changes=changes, findings=findings)
+
+    async def _recheck(self, record: TxnRecord) -> TxnRecord:
+        """Have the engine's poller ask Paytm now; the row once that answer is journaled."""
+        checked = self._engine.recheck(record.row_id)
+        try:
+            await asyncio.wait_for(checked.wait(), SWEEP_RECHECK_WAIT_S)
+        except TimeoutError:
+            log.warning("reconciliation: no answer for %s %s within %.0f s",
+                        record.kind.value, record.txn, SWEEP_RECHECK_WAIT_S)
+        return self._journal.get(record.row_id)
 
     async def _second_opinion(self, record: TxnRecord) -> _Checked:
         view = await self._engine.ask(record)
