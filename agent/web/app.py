@@ -30,7 +30,7 @@ from agent.web.html import page, tag
 from agent.web.metrics import AgentMetrics
 from agent.web.pages.auth import login_action, login_page, logout_action
 from agent.web.pages.config import config_page
-from agent.web.pages.day import api_day, api_reconcile, day_export, day_page, reconcile_action
+from agent.web.pages.day import api_day, day_export, day_page
 from agent.web.pages.lanes import lanes_page
 from agent.web.pages.log import log_page
 from agent.web.pages.overview import overview_page
@@ -38,6 +38,7 @@ from agent.web.pages.tools import (
     link_test_action,
     paytm_test_action,
     recheck_action,
+    reconcile_action,
     resend_action,
     tools_page,
 )
@@ -126,7 +127,7 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.post("/api/tools/paytm-test", api.api_paytm_test),
         web.post("/api/tools/recheck", api.api_recheck),
         web.post("/api/tools/resend", api.api_resend),
-        web.post("/api/tools/reconcile", api_reconcile),
+        web.post("/api/tools/reconcile", api.api_reconcile),
         web.get("/api/day", api_day),
         web.get("/api/events", api.api_events),
     ])

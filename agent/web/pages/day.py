@@ -8,8 +8,6 @@ Every query runs on the page's own read-only connection, off the event loop
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import logging
 import queue
 import threading
 from datetime import date, timedelta
@@ -19,40 +17,22 @@ from aiohttp import web
 from agent.day.export import FORMATS, export_chunks, export_range
 from agent.day.totals import (
     Breakdown,
-    DayError,
     DayReport,
     Figures,
     day_report,
-    parse_day,
     reconciliation_json,
     today,
 )
-from agent.web import actions
-from agent.web.actions import ToolResult
 from agent.web.context import WebContext, ctx_of
 from agent.web.facts import amount_text, attention_now
 from agent.web.html import Html, action_form, card, join, page, table, tag, when
 from agent.web.params import BadInput, Params
-from agent.web.security import CSRF_FIELD
-
-log = logging.getLogger(__name__)
 
 DAY_PARAMS = ("day",)
 EXPORT_PARAMS = ("from", "to", "format")
 EXPORT_BLOCK_CHARS = 64 * 1024  # rows are sent in blocks of about this size
 EXPORT_QUEUE_BLOCKS = 8  # blocks between the reading thread and the response: bounded
 EXPORT_PUT_WAIT_S = 0.5  # the reading thread checks this often whether the browser left
-_DAY_PATTERN = r"[0-9]{4}-[0-9]{2}-[0-9]{2}"
-
-
-def _day_param(params: Params, name: str, ctx: WebContext) -> date | None:
-    text = params.text(name, pattern=_DAY_PATTERN, max_len=10, what="a day like 2024-03-31")
-    if not text:
-        return None
-    try:
-        return parse_day(text)
-    except DayError as exc:
-        raise BadInput(f"{name}: {exc}") from None
 
 
 async def read_report(ctx: WebContext, day: date) -> DayReport:
@@ -111,7 +91,7 @@ def _reconciliation(ctx: WebContext, request: web.Request, report: DayReport) ->
 async def day_page(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     params = Params(request.query, DAY_PARAMS)
-    day = _day_param(params, "day", ctx) or today(ctx.wall())
+    day = params.calendar_day("day") or today(ctx.wall())
     report = await read_report(ctx, day)
     iso = day.isoformat()
     picker = tag("form", tag("input", type="date", name="day", value=iso, aria_label="Day")
@@ -139,7 +119,7 @@ async def day_page(request: web.Request) -> web.Response:
 async def api_day(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     params = Params(request.query, DAY_PARAMS)
-    day = _day_param(params, "day", ctx) or today(ctx.wall())
+    day = params.calendar_day("day") or today(ctx.wall())
     return web.json_response((await read_report(ctx, day)).to_json())
 
 
@@ -148,7 +128,7 @@ async def day_export(request: web.Request) -> web.StreamResponse:
     writes from it. Memory holds at most EXPORT_QUEUE_CHUNKS rows whatever the range."""
     ctx = ctx_of(request)
     params = Params(request.query, EXPORT_PARAMS)
-    start, end = _day_param(params, "from", ctx), _day_param(params, "to", ctx)
+    start, end = params.calendar_day("from"), params.calendar_day("to")
     fmt = params.choice("format", FORMATS, default="csv")
     if start is not None and end is not None and end < start:
         raise BadInput("to: before from")
@@ -199,29 +179,3 @@ async def day_export(request: web.Request) -> web.StreamResponse:
         stop.set()  # the browser went away, or done: the thread stops putting
         await worker
     return response
-
-
-# -- reconcile ---------------------------------------------------------------------------
-
-
-async def _reconcile(ctx: WebContext, params: Params) -> ToolResult:
-    day = _day_param(params, "day", ctx)
-    return await actions.reconcile(ctx.agent, day)
-
-
-async def reconcile_action(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
-    params = Params(await request.post(), (CSRF_FIELD, "day"))
-    result = await _reconcile(ctx, params)
-    day = _day_param(params, "day", ctx) or today(ctx.wall())
-    session = ctx.session(request)
-    if session is not None:
-        session.flash.append(("ok" if result.ok else "fail",
-                              f"{result.title}. {result.text}".strip()))
-    raise web.HTTPSeeOther(f"/day?day={day.isoformat()}")
-
-
-async def api_reconcile(request: web.Request) -> web.Response:
-    ctx = ctx_of(request)
-    params = Params(await request.post(), (CSRF_FIELD, "day"))
-    return web.json_response(dataclasses.asdict(await _reconcile(ctx, params)))

@@ -11,6 +11,7 @@ import asyncio
 
 from aiohttp import web
 
+from agent.day.totals import today
 from agent.journal import TxnState
 from agent.web import actions
 from agent.web.actions import ToolResult
@@ -179,3 +180,12 @@ async def resend_action(request: web.Request) -> web.Response:
     result = await actions.resend(ctx.agent, outbox_id)
     row = ctx.agent.journal.outbox_row(outbox_id).txn_row
     raise _finish(ctx, request, result, f"/transactions/{row}")
+
+
+async def reconcile_action(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    params = await _form(request, "day")
+    day = params.calendar_day("day")
+    result = await actions.reconcile(ctx.agent, day)
+    back = f"/day?day={(day or today(ctx.wall())).isoformat()}"
+    raise _finish(ctx, request, result, back)
