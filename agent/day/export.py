@@ -30,18 +30,8 @@ def export_range(start: date | None, end: date | None) -> tuple[float | None, fl
     return since, until
 
 
-def _payment(record: TxnRecord) -> dict[str, object]:
-    if not record.payment:
-        return {}
-    try:
-        value = json.loads(record.payment)
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
-
-
 def export_row(record: TxnRecord, method: str) -> dict[str, str]:
-    payment = _payment(record)
+    payment = record.payment_details()
     return {
         "row": str(record.row_id), "kind": record.kind.value, "txn": record.txn,
         "parent": record.parent if record.parent != record.txn else "",

@@ -17,7 +17,6 @@ every answer goes through the reporter. This module never reaches back into the 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -270,7 +269,7 @@ class PgFlows:
             await reporter.refuse(lane, req.id, "refund", req.refund_id, Refusal(
                 ErrorCode.NOT_ALLOWED, "Only paid transactions can be refunded", req.txn))
             return
-        paytm_txn_id = str(_payment(original).get("paytm_txn_id", ""))
+        paytm_txn_id = str(original.payment_details().get("paytm_txn_id", ""))
         if not paytm_txn_id:
             await reporter.refuse(lane, req.id, "refund", req.refund_id, Refusal(
                 ErrorCode.NOT_ALLOWED,
@@ -457,14 +456,6 @@ class PgFlows:
                         and known.handling is Handling.PENDING:
                     await self._journal.transition(record.row_id, TxnState.PENDING,
                                                    code=answer.code, message=answer.message)
-
-
-def _payment(record: TxnRecord) -> dict[str, object]:
-    try:
-        value = json.loads(record.payment) if record.payment else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _link_payment(answer: PgStatusAnswer) -> dict[str, str]:

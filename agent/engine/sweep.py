@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -81,11 +80,7 @@ def inferred_failure(record: TxnRecord) -> bool:
 
 
 def paytm_txn_id(record: TxnRecord) -> str:
-    try:
-        payment = json.loads(record.payment) if record.payment else {}
-    except ValueError:
-        return ""
-    return str(payment.get("paytm_txn_id", "")) if isinstance(payment, dict) else ""
+    return str(record.payment_details().get("paytm_txn_id", ""))
 
 
 def next_close(now: float, close_at: str) -> float:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 
 
@@ -57,6 +58,14 @@ class TxnRecord:
     @property
     def is_final(self) -> bool:
         return self.state in FINAL_STATES
+
+    def payment_details(self) -> dict[str, object]:
+        """`payment` as an object ({} when none or unreadable)."""
+        try:
+            value = json.loads(self.payment) if self.payment else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
 
 
 @dataclass(frozen=True, slots=True)
