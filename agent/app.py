@@ -28,6 +28,7 @@ from agent import __version__
 from agent.config import Config, load_config
 from agent.engine.engine import CloudHealth, Engine
 from agent.engine.lane import Lane
+from agent.engine.sweep import Sweeper
 from agent.errors import ConfigError
 from agent.journal import Journal, JournalCorruptError
 from agent.keyfile import load_merchant_key
@@ -73,6 +74,7 @@ class Agent:
         self._key = key
         self.journal = journal if journal is not None else Journal(config.journal.path)
         self.engine: Engine | None = None
+        self.sweeper: Sweeper | None = None  # the close-of-day reconciliation ([day])
         self.lanes: list[Lane] = []
         self._observers: list[Callable[[CallRecord], None]] = []
         self._transport_factory = transport_factory
@@ -131,6 +133,8 @@ class Agent:
         self.engine.start_ticker()
         for lane in self.lanes:
             await lane.start()
+        self.sweeper = Sweeper(self.engine, self.journal, wall=self._wall)
+        self.sweeper.start(self.config.day.close_at)
         if self.config.webhook.enabled:
             self.webhook = WebhookServer(self.engine, self._key, self.config.webhook.listen,
                                          self.config.webhook.path, cap=budget.webhook)
@@ -139,6 +143,8 @@ class Agent:
                  self.journal.path)
 
     async def stop(self) -> None:
+        if self.sweeper is not None:
+            await self.sweeper.stop()
         if self.webhook is not None:
             await self.webhook.stop()
         for lane in self.lanes:

@@ -36,6 +36,8 @@ def check_config_main(args: argparse.Namespace) -> int:
     print(f"  EDC API {config.paytm.edc_base_url}, PG API {config.paytm.pg_base_url}, "
           f"checksum mode {config.paytm.checksum_mode.value}")
     print(f"  journal {config.journal.path}; web page http://{config.http.listen}/")
+    print(f"  reconciliation with Paytm daily at {config.day.close_at} IST" if config.day.close_at
+          else "  no daily reconciliation sweep (day.close_at is \"\")")
     for lane in config.lanes:
         print(f"  lane {lane.name}: {lane.link} → terminal {lane.tid}"
               + (f", POS id {lane.pos_id}" if lane.pos_id else ""))

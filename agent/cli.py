@@ -65,6 +65,27 @@ def _parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("check-journal", help="full integrity check of the journal (read only)")
     p.add_argument("--config", required=True, help="path to the TOML config")
+
+    p = sub.add_parser("report", help="a day's totals (read-only on the journal)")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+    p.add_argument("--day", metavar="YYYY-MM-DD", help="the IST day (default today)")
+    p.add_argument("--lane", metavar="NAME", help="one lane only")
+    p.add_argument("--format", choices=("text", "csv", "json"), default="text")
+
+    p = sub.add_parser("export", help="transactions, one row each (read-only)")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+    p.add_argument("--from", dest="from_day", metavar="YYYY-MM-DD",
+                   help="first IST day (default: the first in the journal)")
+    p.add_argument("--to", dest="to_day", metavar="YYYY-MM-DD",
+                   help="last IST day, included (default: the last)")
+    p.add_argument("--format", choices=("csv", "jsonl"), default="csv")
+    p.add_argument("-o", "--output", metavar="FILE", help="write here (default stdout)")
+
+    p = sub.add_parser("show", help="one transaction's timeline, receipt and children "
+                       "(read-only)")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+    p.add_argument("txn", metavar="TXN", help="the transaction id (sale, link or refund id)")
+
     sub.add_parser("hash-password", help="print the hash to put in http.password_hash")
     sub.add_parser("ports", help="serial ports and USB devices this machine sees")
     return parser
@@ -102,6 +123,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.checkconfig import check_journal_main
 
             return check_journal_main(args)
+        if command in ("report", "export", "show"):
+            from agent.day import cli as day_cli
+
+            return {"report": day_cli.report_main, "export": day_cli.export_main,
+                    "show": day_cli.show_main}[command](args)
         if command == "hash-password":
             from agent.passwords import hash_password_main
 

@@ -71,6 +71,11 @@ class JournalConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class DayConfig:
+    close_at: str = "23:45"  # IST HH:MM of the daily reconciliation sweep; "" = off
+
+
+@dataclass(frozen=True, slots=True)
 class HttpConfig:
     listen: str = "127.0.0.1:8765"
     password_hash: str = ""
@@ -122,6 +127,7 @@ class Config:
     paytm: PaytmConfig = PaytmConfig()
     polling: PollingConfig = PollingConfig()
     journal: JournalConfig = JournalConfig()
+    day: DayConfig = DayConfig()
     http: HttpConfig = HttpConfig()
     receipt: ReceiptConfig = ReceiptConfig()
     webhook: WebhookConfig = WebhookConfig()
@@ -164,7 +170,8 @@ def parse_config(text: str, source: str | None = None) -> Config:
 
 def config_from_dict(data: Mapping[str, Any], source: str | None = None) -> Config:
     v = _Validator()
-    known = {"paytm", "polling", "journal", "http", "receipt", "webhook", "log", "lanes"}
+    known = {"paytm", "polling", "journal", "day", "http", "receipt", "webhook", "log",
+             "lanes"}
     for key in data:
         if key not in known:
             v.problem(key, "unknown section or key")
@@ -173,6 +180,7 @@ def config_from_dict(data: Mapping[str, Any], source: str | None = None) -> Conf
     journal = JournalConfig(path=v.string(v.table(data, "journal"), "journal", "path",
                                           DEFAULT_JOURNAL, nonempty=True))
     v.done(v.table(data, "journal"), "journal", {"path"})
+    day = _day(v, v.table(data, "day"))
     http = _http(v, v.table(data, "http"))
     receipt = _receipt(v, v.table(data, "receipt"))
     webhook = _webhook(v, v.table(data, "webhook"))
@@ -180,7 +188,8 @@ def config_from_dict(data: Mapping[str, Any], source: str | None = None) -> Conf
     lanes = _lanes(v, data.get("lanes", []))
     if v.problems:
         raise ConfigError(v.problems)
-    return Config(paytm=paytm, polling=polling, journal=journal, http=http, receipt=receipt,
+    return Config(paytm=paytm, polling=polling, journal=journal, day=day, http=http,
+                  receipt=receipt,
                   webhook=webhook, log=log, lanes=lanes, source=source)
 
 
@@ -401,6 +410,19 @@ def _webhook(v: _Validator, t: Mapping[str, Any]) -> WebhookConfig:
         v.problem("webhook.path", "must start with /")
     v.done(t, "webhook", {"enabled", "listen", "path"})
     return WebhookConfig(enabled=enabled, listen=listen, path=path)
+
+
+_CLOSE_AT_RE = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+
+
+def _day(v: _Validator, t: Mapping[str, Any]) -> DayConfig:
+    close_at = v.string(t, "day", "close_at", DayConfig().close_at).strip()
+    if close_at and _CLOSE_AT_RE.match(close_at) is None:
+        v.problem("day.close_at", f"must be a time of day HH:MM (IST, 00:00-23:59) or \"\" "
+                  f"for no sweep, got {_show(close_at)}")
+        close_at = DayConfig().close_at
+    v.done(t, "day", {"close_at"})
+    return DayConfig(close_at=close_at)
 
 
 def _log(v: _Validator, t: Mapping[str, Any]) -> LogConfig:

@@ -182,3 +182,16 @@ def test_malformed_urls_are_problems_not_crashes() -> None:
         parse_config('[paytm]\nedc_base_url = "https://["\n')
     with pytest.raises(ConfigError, match=r"polling\.interval_s"):
         parse_config("[polling]\ninterval_s = " + "9" * 400 + "\n")
+
+
+def test_day_close_at_is_a_time_of_day_or_off() -> None:
+    assert parse_config(MINIMAL).day.close_at == "23:45"  # the operator contract's default
+    assert parse_config(MINIMAL + '\n[day]\nclose_at = "22:30"\n').day.close_at == "22:30"
+    assert parse_config(MINIMAL + '\n[day]\nclose_at = ""\n').day.close_at == ""
+    for bad in ('"24:00"', '"9:30"', '"23:60"', '2345', '"noon"'):
+        with pytest.raises(ConfigError) as caught:
+            parse_config(MINIMAL + f"\n[day]\nclose_at = {bad}\n")
+        assert any(p.startswith("day.close_at") for p in caught.value.problems), bad
+    with pytest.raises(ConfigError) as caught:
+        parse_config(MINIMAL + '\n[day]\nclose = "23:45"\n')
+    assert any("day.close" in p for p in caught.value.problems)

@@ -178,3 +178,13 @@ tid = "12345678"
         state = db.execute("SELECT state FROM txns WHERE txn='TERM00000001'").fetchone()[0]
         assert state in ("accepted", "pending")  # resumed by the next start
         db.close()
+
+
+def test_check_config_says_when_the_day_is_reconciled(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = _write_config(tmp_path, '[day]\nclose_at = "22:15"\n')
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert "reconciliation with Paytm daily at 22:15 IST" in capsys.readouterr().out
+    path = _write_config(tmp_path, '[day]\nclose_at = ""\n')
+    assert main(["check-config", "--config", str(path)]) == 0
+    assert "no daily reconciliation sweep" in capsys.readouterr().out

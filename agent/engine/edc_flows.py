@@ -24,6 +24,7 @@ from agent.engine.results import (
     NOT_RECEIVED_MESSAGE,
     UNKNOWN_MESSAGE,
     Outcome,
+    PaytmView,
     failure_message,
     payment_dict,
     rejection_message,
@@ -238,10 +239,7 @@ class EdcFlows:
 
     async def _known_to_paytm(self, record: TxnRecord) -> bool:
         """Does Paytm know `record.txn` on our terminal with our amount? (after a 0233)"""
-        outcome = await self._client.status(StatusRequest(
-            tid=record.tid, txn=record.txn,
-            txn_time=parse_paytm(record.txn_time) or self._now(),
-            void=record.kind is Kind.VOID))
+        outcome = await self._client.status(self._status_request(record))
         if not isinstance(outcome, Answered):
             # Cannot tell: treat as known, so the poller resolves it (the safe direction).
             return True
@@ -309,12 +307,15 @@ class EdcFlows:
             return polling.reconcile_delay(elapsed)
         return polling.edc_delay(elapsed, cfg, checks_done=checks)
 
+    def _status_request(self, record: TxnRecord) -> StatusRequest:
+        """Status Enquiry of a journaled sale or void (with the sale's own time)."""
+        return StatusRequest(tid=record.tid, txn=record.txn,
+                             txn_time=parse_paytm(record.txn_time) or self._now(),
+                             void=record.kind is Kind.VOID)
+
     async def check(self, record: TxnRecord) -> bool:
         """One status call; False when Paytm could not be asked (the caller backs off)."""
-        outcome = await self._client.status(StatusRequest(
-            tid=record.tid, txn=record.txn,
-            txn_time=parse_paytm(record.txn_time) or self._now(),
-            void=record.kind is Kind.VOID))
+        outcome = await self._client.status(self._status_request(record))
         match outcome:
             case Answered(response=answer):
                 await self.on_status(record, answer)
@@ -357,6 +358,19 @@ class EdcFlows:
                 if record.state in (TxnState.SENDING, TxnState.ACCEPTED):
                     await self._journal.transition(record.row_id, TxnState.PENDING,
                                                    code=answer.code, message=answer.message)
+
+    async def ask(self, record: TxnRecord) -> PaytmView:
+        """Status Enquiry of a sale or void, its answer only returned (the journal, the
+        ledger and the register are not touched): the sweep's second opinion on a row the
+        journal already closed."""
+        outcome = await self._client.status(self._status_request(record))
+        match outcome:
+            case Answered(response=answer):
+                paytm_id = answer.payment.acquirement_id if answer.payment else None
+                return PaytmView(answer.state.value, paytm_id or "", answer.amount,
+                                 answer.code, answer.message)
+            case NotSent(reason=reason) | Unknown(reason=reason):
+                return PaytmView("unreachable", message=reason)
 
     async def probe(self, request: StatusRequest) -> StatusOutcome:
         """A Status Enquiry that belongs to no transaction (the page's connectivity test)."""

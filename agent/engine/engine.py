@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import Callable
@@ -32,17 +33,20 @@ from typing import Protocol, assert_never
 
 from agent import __version__
 from agent.config import Config
+from agent.day.totals import day_report, message_figures, parse_day, x_report_lines
 from agent.engine import polling
 from agent.engine.clock import ClockWatch, MoneyClock
 from agent.engine.edc_flows import EdcCalls, EdcFlows
 from agent.engine.ledger import Ledger
 from agent.engine.pg_flows import PgCalls, PgFlows
 from agent.engine.reporter import LanePort, Reply, Reporter
+from agent.engine.results import PaytmView
 from agent.journal import HOLDING_STATES, Journal, JournalError, Kind, TxnRecord, TxnState
 from agent.paytm.clock import IST
 from agent.paytm.edc import StatusAnswer, StatusRequest
 from agent.paytm.outcome import Answered, CallRecord, NotSent, Unknown
 from agent.register import fields
+from agent.register.codec import MessageTooLargeError, encode
 from agent.register.messages import (
     Error,
     ErrorCode,
@@ -55,6 +59,8 @@ from agent.register.messages import (
     Resend,
     Sale,
     Status,
+    Totals,
+    TotalsReport,
     Void,
 )
 
@@ -70,6 +76,8 @@ class _Flow(Protocol):
     async def next_delay(self, record: TxnRecord, checks: int) -> float | None: ...
 
     async def check(self, record: TxnRecord) -> bool: ...
+
+    async def ask(self, record: TxnRecord) -> PaytmView: ...
 
 
 @dataclass
@@ -260,6 +268,8 @@ class Engine:
                     await self._pg.resend(lane, request)
                 case Refund():
                     await self._pg.refund(lane, request)
+                case Totals():
+                    await self._totals(lane, request)
                 case _:
                     assert_never(request)
         except asyncio.CancelledError:
@@ -298,6 +308,36 @@ class Engine:
                                    message="No transaction on this lane yet"))
             return
         await self.reporter.report(lane, req.id, record)
+
+    async def _totals(self, lane: LanePort, req: Totals) -> None:
+        """The lane's day so far (an X-report). A day's query runs on a reader of its own in
+        a worker thread: it never sits between a lane and its next ACK."""
+        day = parse_day(req.day) if req.day else self.now().date()
+        tid = lane.config.tid
+
+        def read() -> TotalsReport:
+            reader = self.journal.reader()
+            try:
+                report = day_report(reader, day, lane=lane.name, tids={lane.name: tid})
+            finally:
+                reader.close()
+            totals = report.lanes[0]
+            lines = x_report_lines(day, totals, width=self.config.receipt.width,
+                                   printed_at=self._wall(), header=self.config.receipt.header)
+            return TotalsReport(
+                re=req.id, day=day.isoformat(), lane=lane.name, tid=tid,
+                figures=message_figures(totals.totals.figures),
+                by_method=tuple((m, message_figures(f)) for m, f in totals.totals.by_method),
+                receipt=lines)
+
+        answer = await asyncio.to_thread(read)
+        while answer.receipt:
+            try:
+                encode(answer)
+                break
+            except MessageTooLargeError:  # a long receipt header: keep what fits one frame
+                answer = dataclasses.replace(answer, receipt=answer.receipt[:-1])
+        await lane.reply(answer)
 
     async def probe_status(self, request: StatusRequest
                            ) -> Answered[StatusAnswer] | NotSent | Unknown:
@@ -350,9 +390,19 @@ class Engine:
             record = self.journal.get(row_id)
             if record.state not in (TxnState.SUCCESS, TxnState.FAILED):
                 self.start_poller(record)
+                # A new poller first waits its schedule's delay (hours for an old unknown):
+                # woken at once, it asks now.
+                wake = self._wake.get(row_id)
+                if wake is not None:
+                    wake.set()
             else:
                 checked.set()
         return checked
+
+    async def ask(self, record: TxnRecord) -> PaytmView:
+        """Ask Paytm about a row without acting on the answer (the close-of-day sweep's
+        second opinion on what the journal already closed)."""
+        return await self._flow(record.kind).ask(record)
 
     async def _poll(self, row_id: int, wake: asyncio.Event) -> None:
         """Ask Paytm about one transaction until it is final (or its schedule runs out).

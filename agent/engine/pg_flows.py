@@ -17,7 +17,6 @@ every answer goes through the reporter. This module never reaches back into the 
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -28,7 +27,7 @@ from agent.engine import polling
 from agent.engine.clock import NotFoundRuns
 from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Ledger, Refusal, amount_warning
 from agent.engine.reporter import LanePort, Reporter
-from agent.engine.results import UNKNOWN_MESSAGE, Outcome, request_fields
+from agent.engine.results import UNKNOWN_MESSAGE, Outcome, PaytmView, request_fields
 from agent.errors import FieldError
 from agent.journal import Journal, JournalError, Kind, TxnRecord, TxnState
 from agent.paytm.clock import format_paytm, parse_paytm
@@ -275,7 +274,7 @@ class PgFlows:
             await reporter.refuse(lane, req.id, "refund", req.refund_id, Refusal(
                 ErrorCode.NOT_ALLOWED, "Only paid transactions can be refunded", req.txn))
             return
-        paytm_txn_id = str(_payment(original).get("paytm_txn_id", ""))
+        paytm_txn_id = str(original.payment_details().get("paytm_txn_id", ""))
         if not paytm_txn_id:
             await reporter.refuse(lane, req.id, "refund", req.refund_id, Refusal(
                 ErrorCode.NOT_ALLOWED,
@@ -385,6 +384,30 @@ class PgFlows:
                 await journal.note(record.row_id, f"refund status check failed: {reason}")
                 return False
 
+    async def ask(self, record: TxnRecord) -> PaytmView:
+        """Transaction Status of a link, Refund Status of a refund: the answer only (see
+        `EdcFlows.ask`)."""
+        if record.kind is Kind.PAYLINK:
+            status = await self.client.status(record.txn)
+            match status:
+                case Answered(response=answer):
+                    amount = None if answer.amount_paise is None else str(answer.amount_paise)
+                    return PaytmView(answer.state.value, answer.txn_id or "", amount,
+                                     answer.code, answer.message)
+                case NotSent(reason=reason) | Unknown(reason=reason):
+                    return PaytmView("unreachable", message=reason)
+        refund = await self.client.refund_status(record.parent, record.txn)
+        match refund:
+            case Answered(response=ref_answer):
+                state = ref_answer.state.value if ref_answer.state.value in (
+                    "success", "failed", "not_found") else "pending"
+                paid = None if ref_answer.refund_amount_paise is None \
+                    else str(ref_answer.refund_amount_paise)
+                return PaytmView(state, ref_answer.refund_id or "", paid, ref_answer.code,
+                                 ref_answer.message)
+            case NotSent(reason=reason) | Unknown(reason=reason):
+                return PaytmView("unreachable", message=reason)
+
     async def _on_link_status(self, record: TxnRecord, answer: PgStatusAnswer) -> None:
         reporter = self._reporter
         match answer.state:
@@ -441,14 +464,6 @@ class PgFlows:
                         and known.handling is Handling.PENDING:
                     await self._journal.transition(record.row_id, TxnState.PENDING,
                                                    code=answer.code, message=answer.message)
-
-
-def _payment(record: TxnRecord) -> dict[str, object]:
-    try:
-        value = json.loads(record.payment) if record.payment else {}
-    except ValueError:
-        return {}
-    return value if isinstance(value, dict) else {}
 
 
 def _link_payment(answer: PgStatusAnswer) -> dict[str, str]:

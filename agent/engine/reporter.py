@@ -31,11 +31,20 @@ from agent.journal import Journal, JournalError, OutboxRecord, TxnRecord, TxnSta
 from agent.register import fields
 from agent.register.codec import decode_reply, encode
 from agent.register.ids import new_id
-from agent.register.messages import Accepted, Error, ErrorCode, Payment, Pong, Result, State
+from agent.register.messages import (
+    Accepted,
+    Error,
+    ErrorCode,
+    Payment,
+    Pong,
+    Result,
+    State,
+    TotalsReport,
+)
 
 log = logging.getLogger(__name__)
 
-Reply = Accepted | State | Result | Error | Pong
+Reply = Accepted | State | Result | Error | Pong | TotalsReport
 JOURNAL_DOWN_MESSAGE = "Agent cannot write its journal: nothing was charged"
 
 

@@ -20,6 +20,18 @@ MESSAGE_MAX = 80
 
 
 @dataclass(frozen=True, slots=True)
+class PaytmView:
+    """What Paytm says of one transaction when asked without acting on the answer (the
+    close-of-day sweep compares it with the journal)."""
+
+    state: str  # success | failed | pending | not_found | unreachable
+    paytm_txn_id: str = ""  # Paytm's transaction (or refund) id, "" when it gave none
+    amount: str | None = None  # paise, when Paytm said
+    code: str = ""
+    message: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Outcome:
     """A final (or unknown) answer for one transaction, before it becomes a `result`."""
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from agent.journal.records import (
     EventRecord,
     Kind,
     OutboxRecord,
+    SweepRecord,
     TxnRecord,
     TxnState,
 )
@@ -31,6 +34,27 @@ TXN_COLUMNS = (
     "updated_at, sent_at, code, message, reply, payment, not_sent, elapsed_s"
 )
 _OUTBOX_COLUMNS = "id, txn_row, lane, payload, created_at, delivered_at, superseded"
+_SWEEP_COLUMNS = ("id, day, trigger, started_at, finished_at, asked, changed, disagreements, "
+                  "report")
+SWEEPS_SCHEMA = 4  # the schema version that added the sweeps table
+EXPORT_BATCH = 1000  # rows fetched at a time by `export_rows`: memory stays flat
+
+# A transaction's payment method for the day's split: a link (and a refund of a link) is
+# `paylink`; a sale (and its void or refund) is `upi` when Paytm's payMethod (or, before any
+# answer, the register's `mode`) says UPI, else `card`. `payment` and `request` are JSON or
+# "", hence json_valid before json_extract (which raises on "").
+_METHOD_SQL = """CASE
+    WHEN t.kind='paylink' OR p.kind='paylink' THEN 'paylink'
+    WHEN upper(COALESCE(
+        CASE WHEN json_valid(o.payment) THEN json_extract(o.payment, '$.method') END,
+        CASE WHEN json_valid(o.request) THEN json_extract(o.request, '$.mode') END,
+        '')) LIKE '%UPI%' OR upper(json_extract(o.request, '$.mode'))='QR' THEN 'upi'
+    ELSE 'card' END"""
+# `o`: the row whose method counts (the sale for a void or refund, else the row itself).
+_DAY_FROM = """FROM txns t
+    LEFT JOIN txns p ON t.kind IN ('void', 'refund') AND p.txn=t.parent
+        AND p.kind IN ('sale', 'paylink')
+    JOIN txns o ON o.id=COALESCE(p.id, t.id)"""
 
 
 class JournalError(AgentError):
@@ -60,6 +84,24 @@ def integrity_problems(path: str) -> list[str]:
         db.close()
     problems = [str(r[0]) for r in rows]
     return [] if problems == ["ok"] else problems
+def open_read_only(path: str) -> JournalReader:
+    """The journal of `path` for tools beside (or without) a running daemon: never created,
+    never migrated, never written (`mode=ro` and `query_only`)."""
+    if not Path(path).is_file():
+        raise JournalError(f"no journal at {path!r} (is journal.path right?)")
+    # No -wal file: no agent has the journal open and everything is in the main file. Then
+    # read it as immutable, which creates no -wal/-shm: made by `sudo edc-agent report`,
+    # they would belong to root and the agent (its own user) could not open its journal.
+    immutable = "" if Path(path + "-wal").exists() else "&immutable=1"
+    try:
+        db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro{immutable}", uri=True,
+                             timeout=BUSY_TIMEOUT_S, isolation_level=None,
+                             check_same_thread=False)
+        db.execute("PRAGMA query_only=ON")
+        db.execute("SELECT COUNT(*) FROM txns").fetchone()
+    except sqlite3.Error as exc:
+        raise JournalError(f"cannot read journal {path!r}: {exc}") from exc
+    return JournalReader(path, db)
 
 
 class JournalReader:
@@ -250,6 +292,87 @@ class JournalReader:
 
     def count(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM txns").fetchone()[0])
+
+    # -- close of day -----------------------------------------------------------------
+
+    def day_tallies(self, since: float, until: float, lane: str | None = None
+                    ) -> list[DayTally]:
+        """Transactions created in [since, until), counted and summed by (lane, kind, state,
+        method), in one indexed query (created_at): the day's report adds these up."""
+        sql = (f"SELECT t.lane, MAX(t.tid), t.kind, t.state, {_METHOD_SQL}, COUNT(*), "
+               f"SUM(CAST(t.amount AS INTEGER)) {_DAY_FROM} "
+               "WHERE t.created_at>=? AND t.created_at<?")
+        args: list[Any] = [since, until]
+        if lane is not None:
+            sql += " AND t.lane=?"
+            args.append(lane)
+        rows = self._db.execute(sql + " GROUP BY 1, 3, 4, 5 ORDER BY 1", args).fetchall()
+        return [DayTally(lane=str(r[0]), tid=str(r[1] or ""), kind=Kind(r[2]),
+                         state=TxnState(r[3]), method=str(r[4]), count=int(r[5]),
+                         amount=int(r[6] or 0)) for r in rows]
+
+    def day_rows(self, since: float, until: float) -> list[TxnRecord]:
+        """Every transaction created in [since, until), oldest first (the sweep's list)."""
+        rows = self._db.execute(
+            f"SELECT {TXN_COLUMNS} FROM txns WHERE created_at>=? AND created_at<? ORDER BY id",
+            (since, until)).fetchall()
+        return [txn_record(r) for r in rows]
+
+    def export_rows(self, since: float | None, until: float | None
+                    ) -> Iterator[tuple[TxnRecord, str]]:
+        """(transaction, method) for every row created in [since, until), oldest first,
+        fetched EXPORT_BATCH at a time: a million rows never sit in memory together."""
+        where: list[str] = []
+        args: list[Any] = []
+        if since is not None:
+            where.append("t.created_at>=?")
+            args.append(since)
+        if until is not None:
+            where.append("t.created_at<?")
+            args.append(until)
+        columns = ", ".join(f"t.{c.strip()}" for c in TXN_COLUMNS.split(","))
+        sql = f"SELECT {columns}, {_METHOD_SQL} {_DAY_FROM}"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        cursor = self._db.execute(sql + " ORDER BY t.id", args)
+        try:
+            while batch := cursor.fetchmany(EXPORT_BATCH):
+                for row in batch:
+                    yield txn_record(row), str(row[18])
+        finally:
+            cursor.close()
+
+    def last_sweep(self, day: str | None = None) -> SweepRecord | None:
+        """The newest reconciliation sweep (of `day`, when given)."""
+        if self.schema_version < SWEEPS_SCHEMA:
+            return None  # a journal no agent of this version has opened yet
+        if day is None:
+            row = self._db.execute(
+                f"SELECT {_SWEEP_COLUMNS} FROM sweeps ORDER BY id DESC LIMIT 1").fetchone()
+        else:
+            row = self._db.execute(
+                f"SELECT {_SWEEP_COLUMNS} FROM sweeps WHERE day=? ORDER BY id DESC LIMIT 1",
+                (day,)).fetchone()
+        return None if row is None else sweep_record(row)
+
+
+@dataclass(frozen=True, slots=True)
+class DayTally:
+    """One group of a day's transactions: how many and how much (paise)."""
+
+    lane: str
+    tid: str
+    kind: Kind
+    state: TxnState
+    method: str  # card | upi | paylink
+    count: int
+    amount: int
+
+
+def sweep_record(row: tuple[Any, ...]) -> SweepRecord:
+    return SweepRecord(row_id=int(row[0]), day=str(row[1]), trigger=str(row[2]),
+                       started_at=float(row[3]), finished_at=float(row[4]), asked=int(row[5]),
+                       changed=int(row[6]), disagreements=int(row[7]), report=str(row[8]))
 
 
 def txn_record(row: tuple[Any, ...]) -> TxnRecord:

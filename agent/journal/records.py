@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from dataclasses import dataclass
 
 
@@ -59,6 +60,14 @@ class TxnRecord:
     def is_final(self) -> bool:
         return self.state in FINAL_STATES
 
+    def payment_details(self) -> dict[str, object]:
+        """`payment` as an object ({} when none or unreadable)."""
+        try:
+            value = json.loads(self.payment) if self.payment else {}
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+
 
 @dataclass(frozen=True, slots=True)
 class EventRecord:
@@ -68,6 +77,21 @@ class EventRecord:
     state: str
     code: str
     detail: str
+
+
+@dataclass(frozen=True, slots=True)
+class SweepRecord:
+    """One reconciliation sweep of a day (issue 13): what was asked and what it found."""
+
+    row_id: int
+    day: str  # YYYY-MM-DD, IST
+    trigger: str  # "close_at" (the daemon's schedule) or "page" (the Tools button, the API)
+    started_at: float
+    finished_at: float
+    asked: int  # transactions Paytm was asked about
+    changed: int  # of those, how many the journal now records differently
+    disagreements: int  # journal and Paytm disagree: a person must act
+    report: str  # JSON: {"changes": [...], "findings": [...]}
 
 
 @dataclass(frozen=True, slots=True)

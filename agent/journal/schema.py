@@ -6,7 +6,7 @@ with `sqlite3 journal.db 'PRAGMA user_version'`.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -68,5 +68,21 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     # difference: an NTP jump cannot age a sale).
     3: (
         "ALTER TABLE txns ADD COLUMN elapsed_s REAL NOT NULL DEFAULT 0",
+    ),
+    # Close of day (issue 13): each reconciliation sweep and what it found, so the day's
+    # report can show the last one after a restart. `report` is JSON (changes, findings).
+    4: (
+        """CREATE TABLE sweeps (
+            id INTEGER PRIMARY KEY,
+            day TEXT NOT NULL,
+            trigger TEXT NOT NULL,
+            started_at REAL NOT NULL,
+            finished_at REAL NOT NULL,
+            asked INTEGER NOT NULL,
+            changed INTEGER NOT NULL,
+            disagreements INTEGER NOT NULL,
+            report TEXT NOT NULL
+        )""",
+        "CREATE INDEX sweeps_day ON sweeps (day, id)",
     ),
 }

@@ -37,11 +37,13 @@ from agent.journal.reader import (
     connect_reader,
     integrity_problems,
     outbox_record,
+    sweep_record,
     txn_record,
 )
 from agent.journal.records import (
     Kind,
     OutboxRecord,
+    SweepRecord,
     TxnRecord,
     TxnState,
     transition_allowed,
@@ -402,6 +404,56 @@ class Journal(JournalReader):
             return None, [("delivered", int(row[0]))]
 
         await self._run(op)
+
+
+    async def add_payment_fields(self, row_id: int, fields: dict[str, str],
+                                 detail: str) -> TxnRecord:
+        """Fill payment details Paytm gave only later (its transaction id, asked again by
+        the close-of-day sweep) into a row, final or not. Adds missing members only: what
+        Paytm said first is never overwritten. The state does not change; an event says
+        what was added."""
+        now = self._clock()
+
+        def op(db: sqlite3.Connection) -> tuple[TxnRecord, list[tuple[str, int]]]:
+            row = db.execute("SELECT payment, state FROM txns WHERE id=?", (row_id,)).fetchone()
+            if row is None:
+                raise JournalError(f"no transaction row {row_id}")
+            try:
+                payment = json.loads(row[0]) if row[0] else {}
+            except ValueError:
+                payment = {}
+            if not isinstance(payment, dict):
+                payment = {}
+            added = {k: v for k, v in fields.items() if v and not payment.get(k)}
+            if added:
+                db.execute("UPDATE txns SET payment=?, updated_at=? WHERE id=?",
+                           (_dumps({**payment, **added}), now, row_id))
+                _event(db, row_id, now, str(row[1]), "", detail)
+            return _get(db, row_id), [("event", row_id)] if added else []
+
+        record: TxnRecord = await self._run(op)
+        return record
+
+    async def record_sweep(self, *, day: str, trigger: str, started_at: float, asked: int,
+                           changed: int, disagreements: int,
+                           report: dict[str, Any]) -> SweepRecord:
+        """Keep a reconciliation sweep's result (the day's report shows the last one)."""
+        now = self._clock()
+        text = _dumps(report)
+
+        def op(db: sqlite3.Connection) -> tuple[SweepRecord, list[tuple[str, int]]]:
+            cur = db.execute(
+                "INSERT INTO sweeps (day, trigger, started_at, finished_at, asked, changed, "
+                "disagreements, report) VALUES (?,?,?,?,?,?,?,?)",
+                (day, trigger, started_at, now, asked, changed, disagreements, text))
+            row = db.execute(
+                "SELECT id, day, trigger, started_at, finished_at, asked, changed, "
+                "disagreements, report FROM sweeps WHERE id=?",
+                (int(cur.lastrowid or 0),)).fetchone()
+            return sweep_record(row), []
+
+        record: SweepRecord = await self._run(op)
+        return record
 
 
 class JournalCorruptError(JournalError):

@@ -24,6 +24,10 @@ ID_RE = re.compile(r"[A-Za-z0-9_-]{1,36}")
 TXN_RE = re.compile(r"[A-Za-z0-9]{8,32}")
 # Paise (§3): digits without a leading zero, 1–12 of them ("0" is not an amount).
 PAISE_RE = re.compile(r"[1-9][0-9]{0,11}")
+# A day's sum (`totals`): may be 0, may exceed one sale's 12 digits; `net` may be negative
+# (today's refunds of yesterday's sales).
+TOTAL_RE = re.compile(r"-?(0|[1-9][0-9]{0,17})")
+DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 # Paytm terminal id: paytmTid is string(8); the config accepts 1–8 letters or digits.
 TID_RE = re.compile(r"[A-Za-z0-9]{1,8}")
 PHONE_RE = re.compile(r"[0-9]{10}")
@@ -100,6 +104,34 @@ def amount(value: object, field: str = "amount") -> str:
     text = string(value, field)
     if PAISE_RE.fullmatch(text) is None:
         raise FieldError(field, "must be paise: 1-12 digits without a leading zero")
+    return text
+
+
+def total(value: object, field: str, *, signed: bool = False) -> str:
+    """A sum of paise as a string: "0", "123450", or (`signed`) "-500"."""
+    text = string(value, field)
+    if TOTAL_RE.fullmatch(text) is None or (text.startswith("-") and not signed):
+        raise FieldError(field, "must be a sum of paise: digits without a leading zero"
+                         + (", maybe negative" if signed else ""))
+    return text
+
+
+def count(value: object, field: str) -> int:
+    number = integer(value, field)
+    if number < 0:
+        raise FieldError(field, "must be 0 or more")
+    return number
+
+
+def day(value: object, field: str = "day") -> str:
+    """An IST calendar day, YYYY-MM-DD."""
+    text = string(value, field)
+    try:
+        if DAY_RE.fullmatch(text) is None:
+            raise ValueError(text)
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        raise FieldError(field, "must be a day: YYYY-MM-DD") from None
     return text
 
 

@@ -353,6 +353,27 @@ class Ping:
         return {}
 
 
+@dataclass(frozen=True, slots=True)
+class Totals:
+    """The day's totals of this lane (an X-report); `day` absent: today (IST)."""
+
+    TYPE: ClassVar[str] = "totals"
+
+    id: str
+    day: str | None = None  # YYYY-MM-DD
+
+    def __post_init__(self) -> None:
+        fields.message_id(self.id)
+        _opt(self.day, fields.day, "day")
+
+    @classmethod
+    def from_json(cls, id: str, obj: Mapping[str, object]) -> Totals:
+        return cls(id=id, day=_Reader(obj).optional("day", fields.day))
+
+    def to_json(self) -> dict[str, object]:
+        return {} if self.day is None else {"day": self.day}
+
+
 # --------------------------------------------------------------------------- agent → register
 
 
@@ -638,8 +659,114 @@ class Pong:
         return obj
 
 
-Request = Sale | Void | Paylink | Resend | Refund | Status | Last | Ping
-Reply = Accepted | State | Result | Error | Pong
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """How many and how much: {"count": N, "amount": "PAISE"}."""
+
+    count: int
+    amount: str  # a sum of paise ("0" when none)
+
+    def __post_init__(self) -> None:
+        fields.count(self.count, "count")
+        fields.total(self.amount, "amount")
+
+    @classmethod
+    def from_json(cls, value: object, field: str) -> Tally:
+        if not isinstance(value, dict):
+            raise FieldError(field, "must be an object")
+        r = _Reader(value, field + ".")
+        return cls(count=r.required("count", fields.count),
+                   amount=r.required("amount", fields.total))
+
+    def to_json(self) -> dict[str, object]:
+        return {"count": self.count, "amount": self.amount}
+
+
+TALLY_NAMES = ("sales", "voids", "refunds", "failed", "unknown")
+METHOD_NAMES = ("card", "upi", "paylink")
+
+
+@dataclass(frozen=True, slots=True)
+class DayFigures:
+    """A day's figures (issue 13): `net` = sales − voids − refunds, in paise."""
+
+    sales: Tally
+    voids: Tally
+    refunds: Tally
+    net: str
+    failed: Tally
+    unknown: Tally
+
+    def __post_init__(self) -> None:
+        fields.total(self.net, "net", signed=True)
+
+    @classmethod
+    def from_json(cls, value: object, prefix: str = "") -> DayFigures:
+        if not isinstance(value, dict):
+            raise FieldError(prefix.rstrip(".") or "figures", "must be an object")
+        r = _Reader(value, prefix)
+        tallies = {name: r.required(name, Tally.from_json) for name in TALLY_NAMES}
+        return cls(net=r.required("net", lambda v, f: fields.total(v, f, signed=True)),
+                   **tallies)
+
+    def to_json(self) -> dict[str, object]:
+        return {"sales": self.sales.to_json(), "voids": self.voids.to_json(),
+                "refunds": self.refunds.to_json(), "net": self.net,
+                "failed": self.failed.to_json(), "unknown": self.unknown.to_json()}
+
+
+@dataclass(frozen=True, slots=True)
+class TotalsReport:
+    """The answer to `totals`: the lane's figures, by method, and an X-report to print
+    (every line at most the lane's receipt width)."""
+
+    TYPE: ClassVar[str] = "totals"
+
+    re: str
+    day: str
+    lane: str
+    tid: str
+    figures: DayFigures
+    by_method: tuple[tuple[str, DayFigures], ...]
+    receipt: tuple[str, ...] = ()
+    id: str = dataclasses.field(default_factory=new_id, kw_only=True)
+
+    def __post_init__(self) -> None:
+        fields.message_id(self.id)
+        fields.message_id(self.re, "re")
+        fields.day(self.day)
+        fields.nonempty(self.lane, "lane", LABEL_MAX)
+        fields.tid(self.tid)
+        for method, _ in self.by_method:
+            fields.one_of(method, "by_method", METHOD_NAMES)
+        object.__setattr__(self, "receipt", fields.text_list(self.receipt, "receipt"))
+
+    @classmethod
+    def from_json(cls, id: str, obj: Mapping[str, object]) -> TotalsReport:
+        r = _Reader(obj)
+        methods = r.required("by_method", _object)
+        by_method = tuple((m, DayFigures.from_json(methods[m], f"by_method.{m}."))
+                          for m in METHOD_NAMES if m in methods)
+        return cls(re=r.required("re", fields.message_id), day=r.required("day", fields.day),
+                   lane=r.required("lane", fields.string), tid=r.required("tid", fields.string),
+                   figures=DayFigures.from_json(obj), by_method=by_method,
+                   receipt=r.required("receipt", fields.text_list), id=id)
+
+    def to_json(self) -> dict[str, object]:
+        return {"re": self.re, "day": self.day, "lane": self.lane, "tid": self.tid,
+                **self.figures.to_json(),
+                "by_method": {m: f.to_json() for m, f in self.by_method},
+                "receipt": list(self.receipt)}
+
+
+def _object(value: object, field: str) -> Mapping[str, object]:
+    if not isinstance(value, dict):
+        raise FieldError(field, "must be an object")
+    return value
+
+
+Request = Sale | Void | Paylink | Resend | Refund | Status | Last | Ping | Totals
+Reply = Accepted | State | Result | Error | Pong | TotalsReport
 Message = Request | Reply
 
 # §3.1: the types a register may send. Literal and read-only: adding a type is a code change.
@@ -652,6 +779,7 @@ REQUEST_TYPES: Final[Mapping[str, type[Request]]] = MappingProxyType({
     "status": Status,
     "last": Last,
     "ping": Ping,
+    "totals": Totals,  # an addition to v1 (docs/protocol.md §3.3)
 })
 
 # §3.2: the types the agent sends.
@@ -661,4 +789,5 @@ REPLY_TYPES: Final[Mapping[str, type[Reply]]] = MappingProxyType({
     "result": Result,
     "error": Error,
     "pong": Pong,
+    "totals": TotalsReport,
 })

@@ -15,7 +15,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -185,6 +185,18 @@ async def recheck(agent: Agent, calls: CallWatch, row_id: int) -> ToolResult:
                       f"transaction is {now.state.value}"
                       + ("." if now.state is not TxnState.UNKNOWN else
                          "; the agent keeps asking."))
+
+
+async def reconcile(agent: Agent, day: date | None) -> ToolResult:
+    """The close-of-day sweep now (of `day`, default today): the engine asks Paytm about
+    every loose end of the day; the result is kept in the journal for the day's report."""
+    if agent.sweeper is None:
+        return ToolResult(False, "Reconcile: the agent is not running", "")
+    log.info("technician: reconcile %s with Paytm", day or "today")
+    record = await agent.sweeper.sweep(day, "page")
+    text = (f"Asked Paytm about {record.asked} transaction(s); {record.changed} changed; "
+            f"{record.disagreements} disagreement(s) between the journal and Paytm.")
+    return ToolResult(record.disagreements == 0, f"Reconciled {record.day}", text)
 
 
 async def resend(agent: Agent, outbox_id: int) -> ToolResult:

@@ -118,6 +118,11 @@ async def api_resend(request: web.Request) -> web.Response:
     return _result(await actions.resend(ctx_of(request).agent, outbox_id))
 
 
+async def api_reconcile(request: web.Request) -> web.Response:
+    params = await _form(request, "day")
+    return _result(await actions.reconcile(ctx_of(request).agent, params.calendar_day("day")))
+
+
 async def api_events(request: web.Request) -> web.StreamResponse:
     Params(request.query, ())
     return await ctx_of(request).hub.stream(request)

@@ -30,6 +30,7 @@ from agent.web.html import page, tag
 from agent.web.metrics import AgentMetrics
 from agent.web.pages.auth import login_action, login_page, logout_action
 from agent.web.pages.config import config_page
+from agent.web.pages.day import api_day, day_export, day_page
 from agent.web.pages.lanes import lanes_page
 from agent.web.pages.log import log_page
 from agent.web.pages.overview import overview_page
@@ -37,6 +38,7 @@ from agent.web.pages.tools import (
     link_test_action,
     paytm_test_action,
     recheck_action,
+    reconcile_action,
     resend_action,
     tools_page,
 )
@@ -97,6 +99,8 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.get("/lanes", lanes_page),
         web.get("/transactions", transactions_page),
         web.get(r"/transactions/{row}", transaction_page),
+        web.get("/day", day_page),
+        web.get("/day/export", day_export),
         web.get("/log", log_page),
         web.get("/config", config_page),
         web.get("/tools", tools_page),
@@ -104,6 +108,7 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.post("/tools/paytm-test", paytm_test_action),
         web.post("/tools/recheck", recheck_action),
         web.post("/tools/resend", resend_action),
+        web.post("/tools/reconcile", reconcile_action),
         web.get("/login", login_page),
         web.post("/login", login_action),
         web.post("/logout", logout_action),
@@ -123,6 +128,8 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.post("/api/tools/paytm-test", api.api_paytm_test),
         web.post("/api/tools/recheck", api.api_recheck),
         web.post("/api/tools/resend", api.api_resend),
+        web.post("/api/tools/reconcile", api.api_reconcile),
+        web.get("/api/day", api_day),
         web.get("/api/events", api.api_events),
     ])
     return app

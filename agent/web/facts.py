@@ -367,7 +367,11 @@ def code_facts(codes: list[str]) -> list[CodeFacts]:
 
 
 def txn_detail(agent: Agent, record: TxnRecord) -> TxnDetail:
-    journal = agent.journal
+    return txn_detail_from(agent.journal, record)
+
+
+def txn_detail_from(journal: JournalReader, record: TxnRecord) -> TxnDetail:
+    """The page's view of one transaction from any reader (`edc-agent show` has no agent)."""
     events = journal.events(record.row_id)
     outbox = journal.outbox_for(record.row_id)
     reply = _object(record.reply)

@@ -25,6 +25,7 @@ NAV = (
     ("overview", "/", "Overview"),
     ("lanes", "/lanes", "Lanes"),
     ("transactions", "/transactions", "Transactions"),
+    ("day", "/day", "Day"),
     ("log", "/log", "Log"),
     ("config", "/config", "Config"),
     ("tools", "/tools", "Tools"),

@@ -104,6 +104,16 @@ class _AgentCollector:
         yield undelivered
         yield GaugeMetricFamily("edc_journal_size_bytes", "Journal file size (with WAL)",
                                 value=journal.size_bytes())
+        sweep = journal.last_sweep()
+        yield GaugeMetricFamily(
+            "edc_reconciliation_disagreements",
+            "Disagreements between the journal and Paytm found by the last reconciliation "
+            "sweep (a person must act on each)",
+            value=sweep.disagreements if sweep is not None else 0)
+        if sweep is not None:
+            yield GaugeMetricFamily("edc_reconciliation_last_sweep_timestamp_seconds",
+                                    "When the last reconciliation sweep finished (epoch)",
+                                    value=sweep.finished_at)
 
         engine = agent.engine
         busy = engine.busy_terminals() if engine is not None else {}

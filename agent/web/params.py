@@ -70,17 +70,23 @@ class Params:
             raise BadInput(f"{name}: must be between {low} and {high} (got {number})")
         return number
 
-    def day(self, name: str) -> tuple[float, float] | None:
-        """A YYYY-MM-DD date as [midnight, next midnight) IST in epoch seconds."""
+    def calendar_day(self, name: str) -> date | None:
+        """A YYYY-MM-DD date (None when absent)."""
         value = self._values.get(name, "").strip()
         if not value:
             return None
         if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
             raise BadInput(f"{name}: must be a date like 2024-03-31 (got {value[:40]!r})")
         try:
-            day = date.fromisoformat(value)
+            return date.fromisoformat(value)
         except ValueError:
             raise BadInput(f"{name}: no such date ({value})") from None
+
+    def day(self, name: str) -> tuple[float, float] | None:
+        """A YYYY-MM-DD date as [midnight, next midnight) IST in epoch seconds."""
+        day = self.calendar_day(name)
+        if day is None:
+            return None
         start = datetime(day.year, day.month, day.day, tzinfo=IST)
         return start.timestamp(), (start + timedelta(days=1)).timestamp()
 

@@ -112,6 +112,7 @@ CONTRACT_KEYS = {
     "polling": {"first_check_s", "interval_s", "slow_after_s", "slow_interval_s",
                 "unknown_after_s", "not_found_grace_s"},
     "journal": {"path"},
+    "day": {"close_at"},
     "http": {"listen", "password_hash", "hostnames"},
     "receipt": {"width", "header"},
     "lanes": {"name", "link", "tid", "pos_id"},
@@ -138,5 +139,6 @@ def test_config_skeleton_is_valid_and_names_exactly_the_contract_keys() -> None:
     defaults = parse_config("")
     assert config.paytm == defaults.paytm
     assert config.journal == defaults.journal
+    assert config.day == defaults.day
     assert config.polling == defaults.polling
     assert config.http == defaults.http

@@ -45,6 +45,7 @@ from agent.register.messages import (
     Result,
     Sale,
     State,
+    TotalsReport,
     Void,
 )
 
@@ -63,6 +64,7 @@ FINAL_REPLIES: Final[Mapping[str, tuple[type[Reply], ...]]] = MappingProxyType({
     "status": (Result, State, Error),
     "last": (Result, State, Error),
     "ping": (Pong, Error),
+    "totals": (TotalsReport, Error),
 })
 
 

@@ -5,6 +5,7 @@
     status TXN [--kind sale|void|paylink|refund]
     last
     ping
+    totals [DAY]        the lane's day so far (an X-report); DAY is YYYY-MM-DD
     paylink AMOUNT PHONE [--txn ID] [--expiry-s N]
     resend TXN
     refund TXN REFUND_ID AMOUNT
@@ -45,6 +46,7 @@ from agent.register.messages import (
     Resend,
     Sale,
     Status,
+    Totals,
     Void,
 )
 
@@ -261,6 +263,10 @@ class CommandParser:
             case "ping":
                 _split(verb, args, [], [])
                 return Send(Ping(id=self.ids()))
+            case "totals":
+                if len(args) > 1:
+                    raise CommandError("totals: at most one DAY (YYYY-MM-DD)")
+                return Send(Totals(id=self.ids(), day=fields.day(args[0]) if args else None))
             case "paylink":
                 (amount, phone), o = _split(verb, args, ["AMOUNT", "PHONE"],
                                             ["--txn", "--expiry-s"])

@@ -43,6 +43,8 @@ from agent.register.messages import (
     Sale,
     State,
     Status,
+    Totals,
+    TotalsReport,
     Void,
 )
 from agent.sim.register import commands as cmd
@@ -88,6 +90,8 @@ def describe_request(message: Request) -> str:
             return "last"
         case Ping():
             return "ping"
+        case Totals():
+            return "totals" + (f" {message.day}" if message.day else "")
 
 
 def describe_reply(message: Reply, *, again: bool = False) -> list[str]:
@@ -127,6 +131,12 @@ def describe_reply(message: Reply, *, again: bool = False) -> list[str]:
                     f"busy={'yes' if message.busy else 'no'} cloud={message.cloud} "
                     f"version={message.version}"
                     + ("" if message.link is None else f" link={message.link}")]
+        case TotalsReport():
+            f = message.figures
+            return [f"totals {message.day} lane={message.lane} tid={message.tid} "
+                    f"sales={f.sales.count}/{paise_to_rupees(f.sales.amount)} "
+                    f"net={f.net} failed={f.failed.count} unknown={f.unknown.count}",
+                    *(f"  | {line}" for line in message.receipt)]
 
 
 class Transcript:

@@ -56,7 +56,9 @@ def render(facts: Overview) -> Html:
         for state in SALE_STATES if today.get(state, 0) or state in ("success", "failed"))
     sales_card = card("Today's sales", tag("ul", counts, class_="counts")
                       + tag("p", Html(f"{sum(today.values())} in all since "
-                                      f"{when(facts.today_since)} (IST)"), class_="muted"))
+                                      f"{when(facts.today_since)} (IST)"), class_="muted")
+                      + tag("p", tag("a", "Today's totals in rupees, by method, and the "
+                                          "reconciliation with Paytm", href="/day")))
     body = tag("div", agent_card + paytm_card(facts.paytm, facts) + sales_card,
                class_="grid")
     body += card("Lanes", lanes_table(facts.lanes))

@@ -11,6 +11,7 @@ import asyncio
 
 from aiohttp import web
 
+from agent.day.totals import today
 from agent.journal import TxnState
 from agent.web import actions
 from agent.web.actions import ToolResult
@@ -97,7 +98,18 @@ async def tools_page(request: web.Request) -> web.Response:
                 empty="Every result was acknowledged by its register."),
         id_="resend", live=True)
 
-    body = notice + tag("div", link_card + paytm_card, class_="grid") + recheck_card \
+    close_at = ctx.agent.config.day.close_at
+    reconcile_card = card("Reconcile the day with Paytm", tag(
+        "p", "Asks Paytm once more about every transaction of today that is not final or "
+        "unknown, and every success without Paytm's transaction id; lists where the journal "
+        "and Paytm disagree. "
+        + (f"The agent also does this every day at {close_at} IST." if close_at else
+           "No daily sweep is configured ([day] close_at)."), class_="muted")
+        + action_form(session, "/tools/reconcile", "Reconcile today now", enabled=enabled)
+        + tag("p", tag("a", "Today's totals and the last sweep", href="/day")),
+        id_="reconcile")
+    body = notice + tag("div", link_card + paytm_card, class_="grid") + reconcile_card \
+        + recheck_card \
         + resend_card + ports_card
     return page(ctx, request, title="Tools", active="tools", body=body,
                 attention=attention_now(ctx.agent))
@@ -168,3 +180,12 @@ async def resend_action(request: web.Request) -> web.Response:
     result = await actions.resend(ctx.agent, outbox_id)
     row = ctx.agent.journal.outbox_row(outbox_id).txn_row
     raise _finish(ctx, request, result, f"/transactions/{row}")
+
+
+async def reconcile_action(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    params = await _form(request, "day")
+    day = params.calendar_day("day")
+    result = await actions.reconcile(ctx.agent, day)
+    back = f"/day?day={(day or today(ctx.wall())).isoformat()}"
+    raise _finish(ctx, request, result, back)

@@ -15,6 +15,7 @@ from agent.register.messages import (
     Resend,
     Sale,
     Status,
+    Totals,
     Void,
 )
 from agent.sim.register.commands import (
@@ -91,6 +92,8 @@ def test_paise_to_rupees() -> None:
     ("last", Send(Last("c-1"))),
     ("ping", Send(Ping("c-1"))),
     ("  ping  ", Send(Ping("c-1"))),
+    ("totals", Send(Totals("c-1"))),
+    ("totals 2026-03-14", Send(Totals("c-1", day="2026-03-14"))),
     ("paylink 250.00 9999999999", Send(Paylink("c-1", "TGEN0001", "25000", "9999999999"))),
     ("paylink 250 9999999999 --txn T1234567 --expiry-s 60",
      Send(Paylink("c-1", TXN, "25000", "9999999999", 60))),

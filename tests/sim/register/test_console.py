@@ -11,10 +11,26 @@ import pytest
 from agent.link.layer import Link
 from agent.register.codec import message_id
 from agent.register.ids import IdSource
-from agent.register.messages import Accepted, Ping, Pong, Result, Sale
+from agent.register.messages import (
+    Accepted,
+    DayFigures,
+    Ping,
+    Pong,
+    Result,
+    Sale,
+    Tally,
+    Totals,
+    TotalsReport,
+)
 from agent.sim.register.client import Received, RegisterClient, Sent, TranscriptEvent
 from agent.sim.register.commands import CommandParser, parse_script
-from agent.sim.register.console import Transcript, run_console, wait_connected
+from agent.sim.register.console import (
+    Transcript,
+    describe_reply,
+    describe_request,
+    run_console,
+    wait_connected,
+)
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
@@ -307,3 +323,14 @@ def test_pong_shows_the_link_version() -> None:
                                          link=2)))
     assert out.getvalue() == (
         "agent → register: pong lane=till-1 tid=12345678 busy=no cloud=ok version=0.1.0 link=2\n")
+def test_totals_and_its_x_report_read_plainly() -> None:
+    assert describe_request(Totals(id="t1")) == "totals"
+    assert describe_request(Totals(id="t1", day="2026-03-14")) == "totals 2026-03-14"
+    zero = Tally(0, "0")
+    figures = DayFigures(sales=Tally(2, "30000"), voids=zero, refunds=zero, net="30000",
+                         failed=Tally(1, "100"), unknown=zero)
+    lines = describe_reply(TotalsReport(re="t1", day="2026-03-14", lane="till-1",
+                                        tid="12345678", figures=figures, by_method=(),
+                                        receipt=("X-REPORT",)))
+    assert lines == ["totals 2026-03-14 lane=till-1 tid=12345678 sales=2/₹300.00 net=30000 "
+                     "failed=1 unknown=0", "  | X-REPORT"]
