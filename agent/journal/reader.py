@@ -330,15 +330,16 @@ class JournalReader:
         if until is not None:
             where.append("t.created_at<?")
             args.append(until)
-        columns = ", ".join(f"t.{c.strip()}" for c in TXN_COLUMNS.split(","))
-        sql = f"SELECT {columns}, {_METHOD_SQL} {_DAY_FROM}"
+        columns = [f"t.{c.strip()}" for c in TXN_COLUMNS.split(",")]
+        method_at = len(columns)  # the method follows the transaction's own columns
+        sql = f"SELECT {', '.join(columns)}, {_METHOD_SQL} {_DAY_FROM}"
         if where:
             sql += " WHERE " + " AND ".join(where)
         cursor = self._db.execute(sql + " ORDER BY t.id", args)
         try:
             while batch := cursor.fetchmany(EXPORT_BATCH):
                 for row in batch:
-                    yield txn_record(row), str(row[18])
+                    yield txn_record(row), str(row[method_at])
         finally:
             cursor.close()
 
