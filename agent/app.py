@@ -106,7 +106,8 @@ class Agent:
         for lane_config in self.config.lanes:
             if lane_config.spec is None:
                 raise ConfigError([f"lane {lane_config.name}: link URL missing"])
-            lane = Lane(lane_config, factory(lane_config.spec), self.engine, self.journal)
+            lane = Lane(lane_config, factory(lane_config.spec), self.engine, self.journal,
+                        render=self.engine.reporter.render)
             self.engine.attach(lane)
             self.lanes.append(lane)
         # Recovery before any lane reads: unfinished sales hold their terminals again and

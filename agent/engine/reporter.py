@@ -22,11 +22,18 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.config import Config, LaneConfig
 from agent.engine.ledger import Ledger, Refusal
-from agent.engine.results import Outcome, receipt_lines, request_fields
+from agent.engine.results import (
+    Outcome,
+    payload_bytes,
+    receipt_lines,
+    request_fields,
+    restore_result,
+    stored_result,
+)
 from agent.journal import Journal, JournalError, OutboxRecord, TxnRecord, TxnState
 from agent.register import fields
 from agent.register.codec import decode_reply, encode
@@ -162,10 +169,12 @@ class Reporter:
         stored_warnings = request.get("warnings")
         all_warnings = [*(str(w) for w in stored_warnings), *(warnings or [])] \
             if isinstance(stored_warnings, list) else list(warnings or [])
-        result = self.result(record, outcome, re=re, warnings=all_warnings)
+        printed_at = self._now()
+        result = self.result(record, outcome, re=re, warnings=all_warnings, when=printed_at)
         state = {"success": TxnState.SUCCESS, "failed": TxnState.FAILED,
                  "unknown": TxnState.UNKNOWN}[outcome.status]
-        payload = json.loads(_encode_text(result))
+        # Journaled without its receipt lines (rebuilt on reading: `restore_result`).
+        payload = stored_result(result, printed_at, payment_in_row=bool(outcome.payment))
         _, outbox = await self._journal.finish(record.row_id, state, result=payload,
                                                code=outcome.code, message=outcome.message,
                                                payment=outcome.payment or None,
@@ -181,16 +190,22 @@ class Reporter:
                         record.lane)
 
     def result(self, record: TxnRecord, outcome: Outcome, *, re: str | None,
-               warnings: list[str] | None = None) -> Result:
+               warnings: list[str] | None = None, when: datetime | None = None) -> Result:
         payment = Payment(**outcome.payment) if outcome.payment else None
         return Result(
             re=re, txn=record.txn, kind=fields.kind(record.kind.value),
             status=fields.status(outcome.status),
             code=outcome.code, message=outcome.message[:80], amount=record.amount,
             payment=payment,
-            receipt=receipt_lines(record, outcome, self._config, self._now()),
+            receipt=receipt_lines(record, outcome, self._config,
+                                  when if when is not None else self._now()),
             warnings=tuple(warnings or ()),
         )
+
+    def render(self, outbox: OutboxRecord) -> bytes:
+        """The frame payload of a journaled result, as the register receives it (the
+        receipt rebuilt when the journal kept none)."""
+        return payload_bytes(outbox.payload, self._journal.get(outbox.txn_row), self._config)
 
     # -- answers from the journal -------------------------------------------------------------
 
@@ -219,7 +234,7 @@ class Reporter:
             return None
         stored = _load(record.reply)
         if stored.get("type") == "result":
-            result = _result_from_json(stored, re=request_id)
+            result = _result_from_json(stored, record, self._config, re=request_id)
             voided, refunded = self._ledger.history(record)
             return dataclasses.replace(result, voided=voided or None, refunded=refunded)
         if status and stored.get("type") == "error" and stored.get("code") == "REJECTED":
@@ -239,10 +254,12 @@ def _encode_text(message: Reply) -> str:
     return encode(message).decode("ascii")
 
 
-def _result_from_json(stored: dict[str, object], *, re: str) -> Result:
-    """The stored result, re-addressed to the request now asking (with a fresh id)."""
-    reply = decode_reply(json.dumps(stored, separators=(",", ":")).encode("ascii"))
-    if not isinstance(reply, Result):
+def _result_from_json(stored: dict[str, Any], record: TxnRecord, config: Config, *,
+                      re: str) -> Result:
+    """The stored result (its receipt rebuilt), re-addressed to the request now asking
+    (with a fresh id)."""
+    reply = restore_result(stored, record, config)
+    if reply is None:
         raise TypeError("stored reply is not a result")
     return dataclasses.replace(reply, re=re, id=new_id())
 

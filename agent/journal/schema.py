@@ -6,7 +6,7 @@ with `sqlite3 journal.db 'PRAGMA user_version'`.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -62,5 +62,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX txns_kind_created_state ON txns (kind, created_at, state)",
         "CREATE INDEX txns_kind_lane_state ON txns (kind, lane, state)",
         "CREATE INDEX txns_lane_state ON txns (lane, state)",
+    ),
+    # Smaller rows: a result is journaled without its receipt lines and its payment (both
+    # rebuilt on reading, `agent.engine.results.restore_result`), and the newest outbox
+    # row's payload '' stands for the transaction's reply. Rows written before keep their
+    # own text and read as before; an older agent must not read the new rows, hence the
+    # version. `archives`: what retention moved out, per month file (docs/install.md).
+    3: (
+        """CREATE TABLE archives (
+            month TEXT PRIMARY KEY,
+            file TEXT NOT NULL,
+            txns INTEGER NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
     ),
 }

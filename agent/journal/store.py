@@ -28,6 +28,8 @@ from typing import Any
 
 from agent.journal.reader import (
     BUSY_TIMEOUT_S,
+    OUTBOX_COLUMNS,
+    OUTBOX_FROM,
     TXN_COLUMNS,
     JournalError,
     JournalReader,
@@ -48,6 +50,7 @@ from agent.journal.writer import Writer, WriterStats
 log = logging.getLogger(__name__)
 
 LATENCY_SAMPLES = 256
+_REPLY_OF = "SELECT reply FROM txns WHERE id=?"
 
 __all__ = ["Journal", "JournalError", "JournalHealth", "Kind"]
 
@@ -289,6 +292,8 @@ class Journal(JournalReader):
         def op(db: sqlite3.Connection) -> tuple[tuple[TxnRecord, OutboxRecord],
                                                 list[tuple[str, int]]]:
             _check_transition(db, row_id, state)
+            db.execute(f"UPDATE outbox SET payload=({_REPLY_OF}) WHERE txn_row=? AND payload=''",
+                       (row_id, row_id))
             db.execute(
                 "UPDATE txns SET state=?, updated_at=?, code=?, message=?, reply=?"
                 + (", payment=?" if payment_text is not None else "") + " WHERE id=?",
@@ -299,13 +304,14 @@ class Journal(JournalReader):
             db.execute("UPDATE outbox SET superseded=1 WHERE txn_row=? AND delivered_at IS NULL",
                        (row_id,))
             lane = db.execute("SELECT lane FROM txns WHERE id=?", (row_id,)).fetchone()[0]
+            # The newest outbox row's payload is the transaction's reply, stored once, in
+            # txns ('' here); the older rows got their own copy above, before it changed.
             cur = db.execute(
-                "INSERT INTO outbox (txn_row, lane, payload, created_at) VALUES (?,?,?,?)",
-                (row_id, lane, payload, now),
+                "INSERT INTO outbox (txn_row, lane, payload, created_at) VALUES (?,?,'',?)",
+                (row_id, lane, now),
             )
-            outbox = db.execute(
-                "SELECT id, txn_row, lane, payload, created_at, delivered_at, superseded "
-                "FROM outbox WHERE id=?", (int(cur.lastrowid or 0),)).fetchone()
+            outbox = db.execute(f"SELECT {OUTBOX_COLUMNS} {OUTBOX_FROM} WHERE o.id=?",
+                                (int(cur.lastrowid or 0),)).fetchone()
             return (_get(db, row_id), outbox_record(outbox)), [("state", row_id)]
 
         done: tuple[TxnRecord, OutboxRecord] = await self._run(op)

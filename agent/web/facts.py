@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.config import Config
+from agent.engine.results import restored_json
 from agent.journal import FINAL_STATES, JournalReader, Kind, TxnRecord, TxnState
 from agent.logs import REDACTED, LogLine
 from agent.paytm.clock import IST
@@ -358,10 +359,11 @@ def txn_detail(agent: Agent, record: TxnRecord) -> TxnDetail:
     journal = agent.journal
     events = journal.events(record.row_id)
     outbox = journal.outbox_for(record.row_id)
-    reply = _object(record.reply)
+    # Results journaled since schema 3 keep no receipt lines: rebuilt here as sent.
+    reply = restored_json(record.reply, record, agent.config) or _object(record.reply)
     outbox_facts = []
     for o in outbox:
-        payload = _object(o.payload)
+        payload = restored_json(o.payload, record, agent.config) or _object(o.payload)
         outbox_facts.append(OutboxFacts(
             id=o.row_id, lane=o.lane, created_at=o.created_at, delivered_at=o.delivered_at,
             superseded=o.superseded, status=str(payload.get("status", "")),
