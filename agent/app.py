@@ -27,8 +27,8 @@ from agent import __version__
 from agent.config import Config, load_config
 from agent.engine.engine import CloudHealth, Engine
 from agent.engine.lane import Lane
-from agent.errors import ConfigError
-from agent.journal import Journal
+from agent.errors import AgentError, ConfigError
+from agent.journal import Journal, RetentionReport, run_retention
 from agent.keyfile import load_merchant_key
 from agent.logs import SECRETS, setup_logging
 from agent.paytm.checksum import MerchantKey
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 DRAIN_S = 3.0  # SIGTERM → exit within 5 s: 3 s for in-flight calls, the rest to close
+RETENTION_EVERY_S = 86400.0  # retention runs at start, then daily
 
 
 class Agent:
@@ -75,6 +76,9 @@ class Agent:
         self._transport_factory = transport_factory
         self.webhook: WebhookServer | None = None
         self._wall = wall
+        self.last_retention: RetentionReport | None = None
+        self.retention_done = asyncio.Event()  # set after each retention run (tests wait)
+        self._retention: asyncio.Task[None] | None = None
 
     def observe_calls(self, observer: Callable[[CallRecord], None]) -> Callable[[], None]:
         """Call `observer` after every Paytm call; returns the unsubscribe."""
@@ -119,10 +123,34 @@ class Agent:
             self.webhook = WebhookServer(self.engine, self._key, self.config.webhook.listen,
                                          self.config.webhook.path)
             await self.webhook.start()
+        self._retention = asyncio.get_running_loop().create_task(
+            self._retain(), name="journal-retention")
         log.info("edc-agent %s running: %d lane(s), journal %s", __version__, len(self.lanes),
                  self.journal.path)
 
+    async def _retain(self) -> None:
+        """Retention (agent/journal/retention.py): now, then every day. Its reads and file
+        writes run in threads, its deletes on the journal's writer thread."""
+        while True:
+            try:
+                self.last_retention = await run_retention(
+                    self.journal, self.config.journal.keep_days, now=self._wall(),
+                    quiet=self._quiet)
+            except (OSError, AgentError) as exc:
+                log.error("journal retention failed (the journal keeps everything; next "
+                          "try in a day): %s", exc)
+            self.retention_done.set()
+            await asyncio.sleep(RETENTION_EVERY_S)
+
+    def _quiet(self) -> bool:
+        """No sale, void or link on its way: a one-off VACUUM may hold the writer now."""
+        return self.engine is not None and not self.engine.busy_terminals()
+
     async def stop(self) -> None:
+        if self._retention is not None:
+            self._retention.cancel()
+            await asyncio.gather(self._retention, return_exceptions=True)
+            self._retention = None
         if self.webhook is not None:
             await self.webhook.stop()
         for lane in self.lanes:
@@ -187,7 +215,6 @@ async def start_web_or_log(agent: Agent) -> WebServer | None:
 
 
 def run_main(args: argparse.Namespace) -> int:
-    from agent.errors import AgentError
     from agent.logs import journal_prefix
 
     try:

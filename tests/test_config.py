@@ -112,3 +112,12 @@ def test_malformed_urls_are_problems_not_crashes() -> None:
         parse_config('[paytm]\nedc_base_url = "https://["\n')
     with pytest.raises(ConfigError, match=r"polling\.interval_s"):
         parse_config("[polling]\ninterval_s = " + "9" * 400 + "\n")
+
+
+def test_journal_keep_days() -> None:
+    assert parse_config(MINIMAL).journal.keep_days == 400
+    cfg = parse_config(MINIMAL + '\n[journal]\npath = "/tmp/j.db"\nkeep_days = 90\n')
+    assert cfg.journal.keep_days == 90
+    for bad in ("0", "29", "36501", '"400"', "true"):
+        with pytest.raises(ConfigError, match=r"journal\.keep_days"):
+            parse_config(MINIMAL + f"\n[journal]\nkeep_days = {bad}\n")

@@ -12,6 +12,7 @@ from agent.journal.records import (
     TxnState,
     transition_allowed,
 )
+from agent.journal.retention import RetentionReport, iter_archived, run_retention
 from agent.journal.store import Journal, JournalHealth
 
 __all__ = [
@@ -25,7 +26,10 @@ __all__ = [
     "JournalReader",
     "Kind",
     "OutboxRecord",
+    "RetentionReport",
     "TxnRecord",
     "TxnState",
+    "iter_archived",
+    "run_retention",
     "transition_allowed",
 ]

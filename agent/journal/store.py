@@ -94,6 +94,12 @@ class Journal(JournalReader):
             Path(path_text).parent.mkdir(parents=True, exist_ok=True)
             writer_db = sqlite3.connect(path_text, timeout=BUSY_TIMEOUT_S,
                                         isolation_level=None, check_same_thread=False)
+            if not writer_db.execute("SELECT COUNT(*) FROM sqlite_schema").fetchone()[0]:
+                # A new file: pages freed by retention are given back a few at a time
+                # (`PRAGMA incremental_vacuum`), never by one long VACUUM. Settable only
+                # before the first table and before WAL; older journals are converted
+                # once, at a quiet time, by retention (retention.py).
+                writer_db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             writer_db.execute("PRAGMA journal_mode=WAL")
             writer_db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             writer_db.execute("PRAGMA foreign_keys=ON")
@@ -167,8 +173,16 @@ class Journal(JournalReader):
         super().close()
 
     async def _run(self, op: Callable[[sqlite3.Connection],
-                                      tuple[Any, list[tuple[str, int]]]]) -> Any:
-        return await self._writer.submit(op)
+                                      tuple[Any, list[tuple[str, int]]]],
+                   *, bare: bool = False) -> Any:
+        return await self._writer.submit(op, bare=bare)
+
+    async def maintain(self, op: Callable[[sqlite3.Connection], Any], *,
+                       bare: bool = False) -> Any:
+        """Run `op(db)` on the writer's connection, on the writer thread: inside a batch
+        transaction (committed with it), or `bare` alone outside any (VACUUM). The loop
+        never blocks on it; the steps queued behind it wait."""
+        return await self._run(lambda db: (op(db), []), bare=bare)
 
     # -- transactions -----------------------------------------------------------------
 
