@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from agent import __version__
+from agent.capture import Capture
 from agent.config import Config, load_config
 from agent.engine.engine import CloudHealth, Engine
 from agent.engine.lane import Lane
@@ -76,6 +77,8 @@ class Agent:
         self._transport_factory = transport_factory
         self.webhook: WebhookServer | None = None
         self._wall = wall
+        # The support bundle's capture: last frames per lane, last Paytm calls (in memory).
+        self.capture = Capture()
         self.last_retention: RetentionReport | None = None
         self.retention_done = asyncio.Event()  # set after each retention run (tests wait)
         self._retention: asyncio.Task[None] | None = None
@@ -98,8 +101,10 @@ class Agent:
     async def start(self) -> None:
         if self._session is None:
             self._session = make_session(self.config.paytm)
-        edc = EdcClient(self._session, self.config.paytm, self._key, observer=self._observe)
-        pg = PgClient(self._session, self.config.paytm, self._key, observer=self._observe)
+        edc = EdcClient(self._session, self.config.paytm, self._key, observer=self._observe,
+                        exchanges=self.capture.paytm.observe)
+        pg = PgClient(self._session, self.config.paytm, self._key, observer=self._observe,
+                      exchanges=self.capture.paytm.observe)
         self.engine = Engine(self.config, self.journal, edc, pg=pg, health=self.health,
                              wall=self._wall)
         factory = self._transport_factory
@@ -112,6 +117,8 @@ class Agent:
                 raise ConfigError([f"lane {lane_config.name}: link URL missing"])
             lane = Lane(lane_config, factory(lane_config.spec), self.engine, self.journal,
                         render=self.engine.reporter.render)
+            lane.link.observer = self.capture.lane(
+                lane.name, lane.link.timings.frame_gap_s).observe
             self.engine.attach(lane)
             self.lanes.append(lane)
         # Recovery before any lane reads: unfinished sales hold their terminals again and

@@ -60,6 +60,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--production", action="store_true",
                    help="allow --sale against Paytm's production hosts (real money)")
 
+    p = sub.add_parser("bundle", help="a support bundle (.tar.gz), secrets redacted")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+    p.add_argument("-o", "--output", metavar="FILE.tar.gz",
+                   help="where to write it (default edc-agent-bundle-HOST-TIME.tar.gz)")
+
     sub.add_parser("hash-password", help="print the hash to put in http.password_hash")
     sub.add_parser("ports", help="serial ports and USB devices this machine sees")
     return parser
@@ -93,6 +98,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.certify import certify_main
 
             return certify_main(args)
+        if command == "bundle":
+            from agent.bundle import bundle_main
+
+            return bundle_main(args)
         if command == "hash-password":
             from agent.passwords import hash_password_main
 

@@ -12,16 +12,19 @@ import asyncio
 import contextlib
 import logging
 import ssl
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from agent.errors import AgentError, LinkError
 from agent.journal import TxnState
 from agent.journal.store import JournalError
+from agent.logs import RecentLines
 from agent.paytm.clock import IST, now_ist
 from agent.paytm.edc import StatusRequest, StatusState
 from agent.paytm.http import ssl_context
@@ -232,3 +235,22 @@ async def resend(agent: Agent, outbox_id: int) -> ToolResult:
     return ToolResult(False, f"Result {outbox_id} ({txn}) queued",
                       f"Not acknowledged within {RESEND_WAIT_S:g} s; the lane keeps it and "
                       "sends it as soon as the register talks." + woke)
+
+
+async def support_bundle(agent: Agent, recent: RecentLines) -> tuple[bytes, str]:
+    """The support bundle (agent/bundle.py) with the live capture: (its bytes, file name).
+    The snapshot is taken here, on the loop; the bundle is written in a thread."""
+    from agent.bundle import build_bundle, default_name, live_state
+
+    live = live_state(agent, list(recent.lines))
+    name = default_name()
+
+    def build() -> bytes:
+        with tempfile.TemporaryDirectory(prefix="edc-agent-bundle-") as tmp:
+            path = Path(tmp) / name
+            build_bundle(path, agent.config, live=live)
+            return path.read_bytes()
+
+    body = await asyncio.to_thread(build)
+    log.info("support bundle %s made (%d bytes)", name, len(body))
+    return body, name

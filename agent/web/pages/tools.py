@@ -1,4 +1,4 @@
-"""Tools: link test, Paytm connectivity test, ports, re-check, resend.
+"""Tools: link test, Paytm connectivity test, ports, re-check, resend, support bundle.
 
 The forms post here; the guard middleware has already checked the password is set, the
 session and its CSRF token. The result is kept in the session and shown after the
@@ -97,8 +97,17 @@ async def tools_page(request: web.Request) -> web.Response:
                 empty="Every result was acknowledged by its register."),
         id_="resend", live=True)
 
+    bundle_card = card("Support bundle", tag(
+        "p", "One .tar.gz to send to support: the config (secrets as •••), versions, ports "
+        "and their permissions, udev rules, the service's state, the last 2,000 log lines, "
+        "journal statistics, the last 50 transactions' timelines and the capture of the "
+        "last 500 frames of each lane and the last 200 Paytm calls (signatures as •••, "
+        "phone numbers to their last four digits). `edc-agent bundle` makes one without "
+        "the capture.", class_="muted")
+        + action_form(session, "/tools/bundle", "Download support bundle", enabled=enabled),
+        id_="bundle")
     body = notice + tag("div", link_card + paytm_card, class_="grid") + recheck_card \
-        + resend_card + ports_card
+        + resend_card + ports_card + bundle_card
     return page(ctx, request, title="Tools", active="tools", body=body,
                 attention=attention_now(ctx.agent))
 
@@ -168,3 +177,16 @@ async def resend_action(request: web.Request) -> web.Response:
     result = await actions.resend(ctx.agent, outbox_id)
     row = ctx.agent.journal.outbox_row(outbox_id).txn_row
     raise _finish(ctx, request, result, f"/transactions/{row}")
+
+
+async def bundle_action(request: web.Request) -> web.Response:
+    """The bundle as a download (no redirect: the browser saves the file)."""
+    ctx = ctx_of(request)
+    await _form(request)
+    return bundle_response(*await actions.support_bundle(ctx.agent, ctx.recent))
+
+
+def bundle_response(body: bytes, name: str) -> web.Response:
+    return web.Response(body=body, content_type="application/gzip", headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store"})
