@@ -60,6 +60,7 @@ READ_CHUNK = 500  # rows read (and deleted, in one writer step) at a time
 VACUUM_PAGES = 1024  # pages given back per writer step (4 MB at SQLite's default page)
 CONVERT_FREE_RATIO = 0.25  # an old journal is VACUUMed (once) when this much of it is free
 GZIP_LEVEL = 6
+ARCHIVE_MODE = 0o600  # as the journal's own files
 _MONTH_RE = re.compile(r"-(\d{4})-(\d{2})\.jsonl\.gz$")
 _FINAL = tuple(s.value for s in FINAL_STATES)
 
@@ -171,6 +172,7 @@ def _write_month(path: str, target: Path, ids: list[int]) -> dict[int, int]:
                 out.detach()
             raw.flush()
             os.fsync(raw.fileno())
+        os.chmod(tmp, ARCHIVE_MODE)
         os.replace(tmp, target)
         _fsync_dir(target.parent)
     except BaseException:
