@@ -56,7 +56,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agent import __version__
-from agent.capture import dumps_lines, mask_text
+from agent.capture import Capture, dumps_lines, mask_text
 from agent.config import Config, load_config
 from agent.errors import AgentError, ConfigError
 from agent.journal import JournalReader
@@ -98,7 +98,7 @@ class LiveState:
     """What only a running agent knows, copied on its event loop."""
 
     log: list[LogLine]
-    capture: dict[str, Any]
+    capture: Capture  # a copy of the rings; decoded and masked in the bundle's thread
     lanes: list[dict[str, Any]]
     retention: dict[str, Any] | None
     busy_terminals: dict[str, str]
@@ -117,7 +117,7 @@ def live_state(agent: Agent, log_lines: list[LogLine]) -> LiveState:
                       "counters": lane.link.counters.as_dict()})
     engine = agent.engine
     return LiveState(
-        log=log_lines[-LOG_LINES:], capture=agent.capture.snapshot(), lanes=lanes,
+        log=log_lines[-LOG_LINES:], capture=agent.capture.copy(), lanes=lanes,
         retention=dataclasses.asdict(agent.last_retention) if agent.last_retention else None,
         busy_terminals=dict(engine.busy_terminals()) if engine is not None else {},
         polling=engine.polling_count() if engine is not None else 0,
@@ -162,11 +162,12 @@ def build_bundle(out: str | Path, config: Config, *, live: LiveState | None = No
         if reader is not None:
             reader.close()
     if live is not None:
-        for lane, frames in sorted(live.capture.get("frames", {}).items()):
+        capture = live.capture.snapshot()
+        for lane, frames in sorted(capture["frames"].items()):
             members.text(f"capture/frames-{_safe(lane)}.jsonl", dumps_lines(frames),
                          masked=True)
-        members.text("capture/paytm-calls.jsonl",
-                     dumps_lines(live.capture.get("paytm_calls", [])), masked=True)
+        members.text("capture/paytm-calls.jsonl", dumps_lines(capture["paytm_calls"]),
+                     masked=True)
         members.json("lanes.json", {"lanes": live.lanes, "busy_terminals": live.busy_terminals,
                                     "polling": live.polling})
     members.text("README.txt", _readme(config, live, at, problems, sorted(members.files)))
