@@ -212,3 +212,40 @@ async def test_the_daemon_moves_old_rows_at_start(tmp_path: Path) -> None:
         result = (await s.register.client.request(
             Sale(id="r-after", txn="AFTER0000001", amount="500"), WAIT_S)).final
         assert isinstance(result, Result) and result.status == "success"
+
+
+async def test_a_schema_2_journal_migrates_reads_and_archives(tmp_path: Path) -> None:
+    """A journal written by the previous release (schema 2, receipts in the reply and the
+    outbox payload, no auto_vacuum) opens, reads as before and its old rows archive."""
+    from agent.journal.schema import MIGRATIONS
+
+    path = tmp_path / "journal.db"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    for version in (1, 2):
+        for statement in MIGRATIONS[version]:
+            db.execute(statement)
+    db.execute("PRAGMA user_version=2")
+    reply = json.dumps({"v": 1, "type": "result", "id": "r1", "txn": "V2SALE000001",
+                        "kind": "sale", "status": "success", "code": "0000",
+                        "message": "Approved", "amount": "100", "receipt": ["SALE", "OK"]})
+    db.execute("INSERT INTO txns (id, kind, txn, lane, tid, amount, state, request, txn_time,"
+               " created_at, updated_at, reply) VALUES (1, 'sale', 'V2SALE000001', 'till-1',"
+               " 'T1', '100', 'success', '{}', '2025-01-01 10:00:00', ?, ?, ?)",
+               (OLD, OLD, reply))
+    db.execute("INSERT INTO events (txn_row, at, state) VALUES (1, ?, 'success')", (OLD,))
+    db.execute("INSERT INTO outbox (txn_row, lane, payload, created_at, delivered_at) "
+               "VALUES (1, 'till-1', ?, ?, ?)", (reply, OLD, OLD))
+    db.close()
+    journal = Journal(path)
+    try:
+        assert journal.schema_version == 3
+        (outbox,) = journal.outbox_for(1)
+        assert json.loads(outbox.payload)["receipt"] == ["SALE", "OK"]
+        report = await run_retention(journal, KEEP_DAYS, now=NOW)
+        assert report.moved == 1 and journal.count() == 0
+        (row,) = iter_archived(path)
+        assert row["reply"]["receipt"] == ["SALE", "OK"]
+        assert row["outbox"][0]["payload"]["receipt"] == ["SALE", "OK"]
+    finally:
+        await journal.aclose()
