@@ -42,6 +42,7 @@ from drivers.base import Transport
 from drivers.url import LinkSpec
 
 if TYPE_CHECKING:
+    from agent.bundle import ReportHook
     from agent.web.server import WebServer
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,8 @@ class Agent:
         # The support bundle's capture: last frames per lane, last Paytm calls (in memory).
         self.capture = Capture()
         self.last_retention: RetentionReport | None = None
+        # The support bundle's "last report": set by a day-report module when there is one.
+        self.bundle_report: ReportHook | None = None
         self.retention_done = asyncio.Event()  # set after each retention run (tests wait)
         self._retention: asyncio.Task[None] | None = None
 

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import dataclasses
 import grp
 import importlib.metadata
 import io
@@ -53,7 +52,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agent import __version__
 from agent.capture import Capture, dumps_lines, mask_text
@@ -64,9 +63,6 @@ from agent.journal.reader import connect_reader
 from agent.journal.retention import archive_files
 from agent.logs import REDACTED, SECRETS, LogLine
 from agent.paytm.clock import IST
-
-if TYPE_CHECKING:
-    from agent.app import Agent
 
 LOG_LINES = 2000
 ARCHIVES_SCHEMA = 3  # the journal schema that added the `archives` table
@@ -95,7 +91,8 @@ class BundleError(AgentError):
 
 @dataclass(slots=True)
 class LiveState:
-    """What only a running agent knows, copied on its event loop."""
+    """What only a running agent knows, copied on its event loop (by its page:
+    `agent.web.actions.support_bundle`)."""
 
     log: list[LogLine]
     capture: Capture  # a copy of the rings; decoded and masked in the bundle's thread
@@ -104,24 +101,6 @@ class LiveState:
     busy_terminals: dict[str, str]
     polling: int
     started_at: float
-
-
-def live_state(agent: Agent, log_lines: list[LogLine]) -> LiveState:
-    """Snapshot on the loop (cheap copies); the bundle is then written in a thread."""
-    lanes = []
-    for lane in agent.lanes:
-        status = lane.transport.status
-        lanes.append({"name": lane.name, "tid": lane.config.tid,
-                      "transport": status.state.value, "reconnects": status.reconnects,
-                      "link_down": lane.link.down, "queued_results": lane.undelivered,
-                      "counters": lane.link.counters.as_dict()})
-    engine = agent.engine
-    return LiveState(
-        log=log_lines[-LOG_LINES:], capture=agent.capture.copy(), lanes=lanes,
-        retention=dataclasses.asdict(agent.last_retention) if agent.last_retention else None,
-        busy_terminals=dict(engine.busy_terminals()) if engine is not None else {},
-        polling=engine.polling_count() if engine is not None else 0,
-        started_at=agent.started_at)
 
 
 @dataclass(slots=True)
