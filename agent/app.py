@@ -16,6 +16,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -146,7 +147,7 @@ class Agent:
                 self.last_retention = await run_retention(
                     self.journal, self.config.journal.keep_days, now=self._wall(),
                     quiet=self._quiet)
-            except (OSError, AgentError) as exc:
+            except (OSError, sqlite3.Error, AgentError) as exc:
                 log.error("journal retention failed (the journal keeps everything; next "
                           "try in a day): %s", exc)
             self.retention_done.set()

@@ -57,6 +57,8 @@ async def test_page_bundle_has_the_capture_and_no_secret(tmp_path: Path) -> None
                 expiry_s=900), WAIT_S)).final
             assert isinstance(link, Result) and link.status == "success"
             assert await s.login() == 303
+            tools = await (await s.client.get("/tools")).text()
+            assert 'action="/tools/bundle"' in tools and "Download support bundle" in tools
             response = await s.client.post("/tools/bundle", data={"csrf": await s.csrf()})
             assert response.status == 200
             assert response.headers["Content-Type"] == "application/gzip"

@@ -182,7 +182,15 @@ class Journal(JournalReader):
         """Run `op(db)` on the writer's connection, on the writer thread: inside a batch
         transaction (committed with it), or `bare` alone outside any (VACUUM). The loop
         never blocks on it; the steps queued behind it wait."""
-        return await self._run(lambda db: (op(db), []), bare=bare)
+        def step(db: sqlite3.Connection) -> tuple[Any, list[tuple[str, int]]]:
+            try:
+                return op(db), []
+            except sqlite3.Error:
+                raise  # as any step's: a disk error fails its batch
+            except Exception as exc:  # a bug in `op` fails it alone, never a sale's step
+                raise JournalError(f"journal maintenance failed: {exc!r}") from exc
+
+        return await self._run(step, bare=bare)
 
     # -- transactions -----------------------------------------------------------------
 

@@ -249,3 +249,24 @@ async def test_a_schema_2_journal_migrates_reads_and_archives(tmp_path: Path) ->
         assert row["outbox"][0]["payload"]["receipt"] == ["SALE", "OK"]
     finally:
         await journal.aclose()
+
+
+async def test_a_failing_maintenance_step_fails_alone(tmp_path: Path) -> None:
+    """A bug in a maintenance step (retention's delete) never fails a sale's step that
+    shares its commit."""
+    from agent.journal import JournalError
+
+    def broken(db: sqlite3.Connection) -> None:
+        raise KeyError("a bug")
+
+    clock = Clock()
+    journal = Journal(tmp_path / "journal.db", clock=clock)
+    try:
+        results = await asyncio.gather(
+            journal.maintain(broken),
+            _sale(journal, clock, "ALONE0000001", NOW),
+            return_exceptions=True)
+        assert isinstance(results[0], JournalError) and isinstance(results[1], int)
+        assert journal.find(Kind.SALE, "ALONE0000001") is not None
+    finally:
+        await journal.aclose()
