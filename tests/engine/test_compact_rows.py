@@ -11,7 +11,7 @@ import json
 import sqlite3
 from pathlib import Path
 
-from agent.engine.results import PAYMENT_IN_ROW, RECEIPT_AT, restored_json
+from agent.engine.results import PAYMENT_IN_ROW, RECEIPT_AT, payload_bytes, restored_json
 from agent.journal import Journal, Kind, TxnState
 from agent.register.messages import Result, Sale
 from agent.web.facts import txn_detail
@@ -47,9 +47,14 @@ async def test_receipt_rebuilt_from_payment_and_config(tmp_path: Path) -> None:
         assert detail.receipt == list(sent.receipt)
         assert sent.payment is not None and detail.reply["payment"] == sent.payment.to_json()
         assert [o.receipt for o in detail.outbox] == [list(sent.receipt)]
-        # The lane's bytes: the outbox payload restored.
+        # The lane's bytes: as encoded at finish, and the same rebuilt from the journal
+        # (a resend after a restart).
         outbox = journal.outbox_for(record.row_id)[0]
-        frame = json.loads(s.agent.engine.reporter.render(outbox))  # type: ignore[union-attr]
+        reporter = s.agent.engine.reporter  # type: ignore[union-attr]
+        first = reporter.render(outbox)
+        rebuilt = payload_bytes(outbox.payload, journal.get(record.row_id), s.config)
+        assert first == rebuilt
+        frame = json.loads(rebuilt)
         assert frame["receipt"] == list(sent.receipt) and frame["id"] == sent.id
 
 
