@@ -111,7 +111,7 @@ class _Members:
     files: dict[str, bytes] = field(default_factory=dict)
 
     def text(self, name: str, text: str, *, masked: bool = False) -> None:
-        # Captures were masked when recorded (their hex must stay hex): secrets only.
+        # Captures were masked as they were decoded (their hex must stay hex): secrets only.
         clean = SECRETS.redact(text) if masked else mask_text(text)
         for secret in self.secrets:
             if secret:
