@@ -25,12 +25,13 @@ from typing import TYPE_CHECKING
 import aiohttp
 
 from agent import __version__
+from agent.capture import Capture
 from agent.config import Config, load_config
 from agent.engine.engine import CloudHealth, Engine
 from agent.engine.lane import Lane
 from agent.engine.sweep import Sweeper
-from agent.errors import ConfigError
-from agent.journal import Journal, JournalCorruptError
+from agent.errors import AgentError, ConfigError
+from agent.journal import Journal, JournalCorruptError, RetentionReport, run_retention
 from agent.keyfile import load_merchant_key
 from agent.listener import FdBudget, fd_budget, quiet_accept_errors
 from agent.logs import SECRETS, setup_logging
@@ -44,11 +45,13 @@ from drivers.base import Transport
 from drivers.url import LinkSpec
 
 if TYPE_CHECKING:
+    from agent.bundle import ReportHook
     from agent.web.server import WebServer
 
 log = logging.getLogger(__name__)
 
 DRAIN_S = 3.0  # SIGTERM → exit within 5 s: 3 s for in-flight calls, the rest to close
+RETENTION_EVERY_S = 86400.0  # retention runs at start, then daily
 
 
 class Agent:
@@ -82,6 +85,13 @@ class Agent:
         self._wall = wall
         self._mono = mono
         self._budget: FdBudget | None = None
+        # The support bundle's capture: last frames per lane, last Paytm calls (in memory).
+        self.capture = Capture()
+        self.last_retention: RetentionReport | None = None
+        # The support bundle's "last report": set by a day-report module when there is one.
+        self.bundle_report: ReportHook | None = None
+        self.retention_done = asyncio.Event()  # set after each retention run (tests wait)
+        self._retention: asyncio.Task[None] | None = None
 
     def budget(self) -> FdBudget:
         """The file-descriptor budget (raised limit, listener caps), computed once."""
@@ -112,8 +122,10 @@ class Agent:
                  budget.web, budget.webhook)
         if self._session is None:
             self._session = make_session(self.config.paytm)
-        edc = EdcClient(self._session, self.config.paytm, self._key, observer=self._observe)
-        pg = PgClient(self._session, self.config.paytm, self._key, observer=self._observe)
+        edc = EdcClient(self._session, self.config.paytm, self._key, observer=self._observe,
+                        exchanges=self.capture.paytm.observe)
+        pg = PgClient(self._session, self.config.paytm, self._key, observer=self._observe,
+                      exchanges=self.capture.paytm.observe)
         self.engine = Engine(self.config, self.journal, edc, pg=pg, health=self.health,
                              wall=self._wall, mono=self._mono)
         factory = self._transport_factory
@@ -124,7 +136,10 @@ class Agent:
         for lane_config in self.config.lanes:
             if lane_config.spec is None:
                 raise ConfigError([f"lane {lane_config.name}: link URL missing"])
-            lane = Lane(lane_config, factory(lane_config.spec), self.engine, self.journal)
+            lane = Lane(lane_config, factory(lane_config.spec), self.engine, self.journal,
+                        render=self.engine.reporter.render)
+            lane.link.observer = self.capture.lane(
+                lane.name, lane.link.timings.frame_gap_s).observe
             self.engine.attach(lane)
             self.lanes.append(lane)
         # Recovery before any lane reads: unfinished sales hold their terminals again and
@@ -139,12 +154,36 @@ class Agent:
             self.webhook = WebhookServer(self.engine, self._key, self.config.webhook.listen,
                                          self.config.webhook.path, cap=budget.webhook)
             await self.webhook.start()
+        self._retention = asyncio.get_running_loop().create_task(
+            self._retain(), name="journal-retention")
         log.info("edc-agent %s running: %d lane(s), journal %s", __version__, len(self.lanes),
                  self.journal.path)
+
+    async def _retain(self) -> None:
+        """Retention (agent/journal/retention.py): now, then every day. Its reads and file
+        writes run in threads, its deletes on the journal's writer thread."""
+        while True:
+            try:
+                self.last_retention = await run_retention(
+                    self.journal, self.config.journal.keep_days, now=self._wall(),
+                    quiet=self._quiet)
+            except (OSError, sqlite3.Error, AgentError) as exc:
+                log.error("journal retention failed (the journal keeps everything; next "
+                          "try in a day): %s", exc)
+            self.retention_done.set()
+            await asyncio.sleep(RETENTION_EVERY_S)
+
+    def _quiet(self) -> bool:
+        """No sale, void or link on its way: a one-off VACUUM may hold the writer now."""
+        return self.engine is not None and not self.engine.busy_terminals()
 
     async def stop(self) -> None:
         if self.sweeper is not None:
             await self.sweeper.stop()
+        if self._retention is not None:
+            self._retention.cancel()
+            await asyncio.gather(self._retention, return_exceptions=True)
+            self._retention = None
         if self.webhook is not None:
             await self.webhook.stop()
         for lane in self.lanes:
@@ -209,7 +248,6 @@ async def start_web_or_log(agent: Agent) -> WebServer | None:
 
 
 def run_main(args: argparse.Namespace) -> int:
-    from agent.errors import AgentError
     from agent.logs import journal_prefix
 
     try:

@@ -86,6 +86,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
     p.add_argument("txn", metavar="TXN", help="the transaction id (sale, link or refund id)")
 
+    p = sub.add_parser("bundle", help="a support bundle (.tar.gz), secrets redacted")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
+    p.add_argument("-o", "--output", metavar="FILE.tar.gz",
+                   help="where to write it (default edc-agent-bundle-HOST-TIME.tar.gz)")
+
     sub.add_parser("hash-password", help="print the hash to put in http.password_hash")
     sub.add_parser("ports", help="serial ports and USB devices this machine sees")
     return parser
@@ -128,6 +133,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             return {"report": day_cli.report_main, "export": day_cli.export_main,
                     "show": day_cli.show_main}[command](args)
+        if command == "bundle":
+            from agent.bundle import bundle_main
+
+            return bundle_main(args)
         if command == "hash-password":
             from agent.passwords import hash_password_main
 

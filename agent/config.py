@@ -24,6 +24,11 @@ from drivers.url import LinkSpec, parse_link_url
 
 DEFAULT_KEY_FILE = "/etc/edc-agent/merchant.key"
 DEFAULT_JOURNAL = "/var/lib/edc-agent/journal.db"
+DEFAULT_KEEP_DAYS = 400
+# A sale's void, its refunds and the day's reconciliation look it up in the live journal:
+# a month at least stays there. At most a century (in effect: keep everything).
+MIN_KEEP_DAYS = 30
+MAX_KEEP_DAYS = 36500
 DEFAULT_STAGING_URL = "https://securegw-stage.paytm.in"
 
 # Paytm documents paytmMid as string(20) on the Sale page but string(64) in responses, and
@@ -68,6 +73,9 @@ class PollingConfig:
 @dataclass(frozen=True, slots=True)
 class JournalConfig:
     path: str = DEFAULT_JOURNAL
+    # Final, delivered transactions older than this many days move to monthly archives
+    # beside the journal (agent/journal/retention.py).
+    keep_days: int = DEFAULT_KEEP_DAYS
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,9 +185,12 @@ def config_from_dict(data: Mapping[str, Any], source: str | None = None) -> Conf
             v.problem(key, "unknown section or key")
     paytm = _paytm(v, v.table(data, "paytm"))
     polling = _polling(v, v.table(data, "polling"))
-    journal = JournalConfig(path=v.string(v.table(data, "journal"), "journal", "path",
-                                          DEFAULT_JOURNAL, nonempty=True))
-    v.done(v.table(data, "journal"), "journal", {"path"})
+    journal_table = v.table(data, "journal")
+    journal = JournalConfig(
+        path=v.string(journal_table, "journal", "path", DEFAULT_JOURNAL, nonempty=True),
+        keep_days=v.integer(journal_table, "journal", "keep_days", DEFAULT_KEEP_DAYS,
+                            MIN_KEEP_DAYS, MAX_KEEP_DAYS))
+    v.done(journal_table, "journal", {"path", "keep_days"})
     day = _day(v, v.table(data, "day"))
     http = _http(v, v.table(data, "http"))
     receipt = _receipt(v, v.table(data, "receipt"))

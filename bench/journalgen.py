@@ -73,7 +73,13 @@ def journal_sales(path: Path, sales: int, lanes: int, *, durable: bool,
 
 async def _journal_sales(path: Path, sales: int, lanes: int, *, durable: bool,
                          start: float, span_s: float) -> dict[str, float]:
+    import json
+    from datetime import datetime
+
+    from agent.engine.results import stored_result
     from agent.journal import Journal, Kind, TxnState
+    from agent.paytm.clock import IST
+    from agent.register.codec import decode_reply
     from agent.sim.paytm import demo_bench_tid
 
     clock = WallClock()
@@ -101,7 +107,11 @@ async def _journal_sales(path: Path, sales: int, lanes: int, *, durable: bool,
                       "message": "Approved", "amount": amount, "payment": PAYMENT,
                       "receipt": [line.format(txn=txn, ref=ref, rupees=rupees)
                                   for line in RECEIPT]}
-            _, outbox = await journal.finish(record.row_id, TxnState.SUCCESS, result=result,
+            # Journaled as the reporter journals it: without the receipt lines.
+            stored = stored_result(decode_reply(json.dumps(result).encode("ascii")),  # type: ignore[arg-type]
+                                   datetime.fromtimestamp(clock.now, IST),
+                                   payment_in_row=True)
+            _, outbox = await journal.finish(record.row_id, TxnState.SUCCESS, result=stored,
                                        code="0000", message="Approved", payment=PAYMENT)
             clock.now += 0.003
             await journal.mark_delivered(outbox.row_id)

@@ -195,3 +195,12 @@ def test_day_close_at_is_a_time_of_day_or_off() -> None:
     with pytest.raises(ConfigError) as caught:
         parse_config(MINIMAL + '\n[day]\nclose = "23:45"\n')
     assert any("day.close" in p for p in caught.value.problems)
+
+
+def test_journal_keep_days() -> None:
+    assert parse_config(MINIMAL).journal.keep_days == 400
+    cfg = parse_config(MINIMAL + '\n[journal]\npath = "/tmp/j.db"\nkeep_days = 90\n')
+    assert cfg.journal.keep_days == 90
+    for bad in ("0", "29", "36501", '"400"', "true"):
+        with pytest.raises(ConfigError, match=r"journal\.keep_days"):
+            parse_config(MINIMAL + f"\n[journal]\nkeep_days = {bad}\n")

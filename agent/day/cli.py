@@ -105,7 +105,7 @@ def show_main(args: argparse.Namespace) -> int:
     from agent.web.facts import txn_detail_from
 
     try:
-        _, reader = _open(args)
+        config, reader = _open(args)
     except (ConfigError, JournalError) as exc:
         return _fail(exc)
     try:
@@ -113,7 +113,7 @@ def show_main(args: argparse.Namespace) -> int:
         if not records:
             print(f"edc-agent: the journal has no transaction {args.txn!r}", file=sys.stderr)
             return 1
-        text = "\n".join(detail_text(txn_detail_from(reader, r)) for r in records)
+        text = "\n".join(detail_text(txn_detail_from(reader, r, config)) for r in records)
     finally:
         reader.close()
     sys.stdout.write(text)

@@ -1,5 +1,6 @@
 """Transactions out, one row each (CSV or JSON lines), streamed: constant memory whatever
-the range (the journal is read EXPORT_BATCH rows at a time, each row written and dropped).
+the range (the journal is read EXPORT_BATCH rows at a time, each row written and dropped;
+month archives that retention wrote are read line by line, before the journal's rows).
 
 The columns are the accounts team's: kind, final state, amounts, lane, terminal, Paytm's
 ids, RRN, masked card (as Paytm masks it), method, parent (voids, refunds) and times in IST.
@@ -12,10 +13,10 @@ import io
 import json
 from collections.abc import Iterator
 from datetime import date
-from typing import TextIO
+from typing import Any, TextIO
 
-from agent.day.totals import DAY_S, day_bounds, ist_text
-from agent.journal import JournalReader, TxnRecord
+from agent.day.totals import DAY_S, day_bounds, day_of, ist_text
+from agent.journal import JournalReader, TxnRecord, iter_archived
 
 FORMATS = ("csv", "jsonl")
 COLUMNS = ("row", "kind", "txn", "parent", "state", "amount", "lane", "tid", "method",
@@ -44,6 +45,45 @@ def export_row(record: TxnRecord, method: str) -> dict[str, str]:
     }
 
 
+def archived_row(item: dict[str, Any]) -> dict[str, str]:
+    """An export row from a transaction retention moved to a month archive (its dict)."""
+    payment = item.get("payment") if isinstance(item.get("payment"), dict) else {}
+    request = item.get("request") if isinstance(item.get("request"), dict) else {}
+    assert isinstance(payment, dict) and isinstance(request, dict)
+    said = f"{payment.get('method', '')} {request.get('mode', '')}".upper()
+    if item.get("kind") == "paylink" or request.get("original_kind") == "paylink":
+        method = "paylink"
+    else:
+        method = "upi" if "UPI" in said or "QR" in said.split() else "card"
+    parent = str(item.get("parent", ""))
+    return {
+        "row": str(item.get("row", "")), "kind": str(item.get("kind", "")),
+        "txn": str(item.get("txn", "")),
+        "parent": parent if parent != item.get("txn") else "",
+        "state": str(item.get("state", "")), "amount": str(item.get("amount", "")),
+        "lane": str(item.get("lane", "")), "tid": str(item.get("tid", "")), "method": method,
+        "paytm_txn_id": str(payment.get("paytm_txn_id", "")),
+        "rrn": str(payment.get("rrn", "")), "card": str(payment.get("card", "")),
+        "code": str(item.get("code", "")), "message": str(item.get("message", "")),
+        "txn_time": str(item.get("txn_time", "")),
+        "created_at": ist_text(float(item.get("created_at") or 0)),
+        "updated_at": ist_text(float(item.get("updated_at") or 0)),
+    }
+
+
+def _rows(reader: JournalReader, since: float | None, until: float | None
+          ) -> Iterator[dict[str, str]]:
+    """Archived transactions first (retention moved the oldest out), then the journal's."""
+    first = None if since is None else date.fromisoformat(day_of(since))
+    last = None if until is None else date.fromisoformat(day_of(until - 1))
+    for item in iter_archived(reader.path, first, last):
+        created = float(item.get("created_at") or 0)
+        if (since is None or created >= since) and (until is None or created < until):
+            yield archived_row(item)
+    for record, method in reader.export_rows(since, until):
+        yield export_row(record, method)
+
+
 def export_chunks(reader: JournalReader, since: float | None, until: float | None,
                   fmt: str) -> Iterator[str]:
     """The export as text chunks (a header, then one chunk per row)."""
@@ -54,8 +94,7 @@ def export_chunks(reader: JournalReader, since: float | None, until: float | Non
     if fmt == "csv":
         writer.writeheader()
         yield _take(buffer)
-    for record, method in reader.export_rows(since, until):
-        row = export_row(record, method)
+    for row in _rows(reader, since, until):
         if fmt == "csv":
             writer.writerow(row)
             yield _take(buffer)

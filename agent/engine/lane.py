@@ -43,6 +43,7 @@ class Lane:
         transport: Transport,
         engine: RequestSink,
         journal: Journal,
+        render: Callable[[OutboxRecord], bytes] | None = None,
     ) -> None:
         self._config = config
         self.transport = transport
@@ -52,6 +53,8 @@ class Lane:
                          protocol=protocol)
         self._engine = engine
         self._journal = journal
+        # A journaled result → the bytes to send (the engine rebuilds its receipt).
+        self._render = render or (lambda outbox: outbox.payload.encode("ascii"))
         self._outbox: collections.deque[OutboxRecord] = collections.deque()
         self._outbox_changed = asyncio.Event()
         self._slots = asyncio.Semaphore(MAX_REQUESTS_IN_FLIGHT)
@@ -160,7 +163,7 @@ class Lane:
                 self._outbox.popleft()
                 continue
             try:
-                await self.link.send(outbox.payload.encode("ascii"))
+                await self.link.send(self._render(current))
             except UndeliveredError:
                 # S3: the link is down until the register sends a byte; the result stays
                 # queued (and in the journal) and goes again then.

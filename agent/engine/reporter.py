@@ -22,11 +22,18 @@ import json
 import logging
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from agent.config import Config, LaneConfig
 from agent.engine.ledger import Ledger, Refusal
-from agent.engine.results import Outcome, receipt_lines, request_fields
+from agent.engine.results import (
+    Outcome,
+    payload_bytes,
+    receipt_lines,
+    request_fields,
+    restore_result,
+    stored_result,
+)
 from agent.journal import Journal, JournalError, OutboxRecord, TxnRecord, TxnState
 from agent.register import fields
 from agent.register.codec import decode_reply, encode
@@ -46,6 +53,7 @@ log = logging.getLogger(__name__)
 
 Reply = Accepted | State | Result | Error | Pong | TotalsReport
 JOURNAL_DOWN_MESSAGE = "Agent cannot write its journal: nothing was charged"
+RENDERED_KEPT = 1024  # results kept encoded for their delivery (~1 KB each)
 
 
 class LanePort(Protocol):
@@ -76,6 +84,9 @@ class Reporter:
         self._now = now
         self._follow = follow  # start (or wake) the status poller of a row
         self.refusals: collections.Counter[str] = collections.Counter()
+        # outbox id → the frame payload as encoded at finish: the first delivery (and its
+        # resends) skips rebuilding the receipt (~0.3 ms); bounded, oldest dropped.
+        self._rendered: collections.OrderedDict[int, bytes] = collections.OrderedDict()
 
     # -- refusals -----------------------------------------------------------------------
 
@@ -174,14 +185,19 @@ class Reporter:
         stored_warnings = request.get("warnings")
         all_warnings = [*(str(w) for w in stored_warnings), *(warnings or [])] \
             if isinstance(stored_warnings, list) else list(warnings or [])
-        result = self.result(record, outcome, re=re, warnings=all_warnings)
+        printed_at = self._now()
+        result = self.result(record, outcome, re=re, warnings=all_warnings, when=printed_at)
         state = {"success": TxnState.SUCCESS, "failed": TxnState.FAILED,
                  "unknown": TxnState.UNKNOWN}[outcome.status]
-        payload = json.loads(_encode_text(result))
+        # Journaled without its receipt lines (rebuilt on reading: `restore_result`).
+        payload = stored_result(result, printed_at, payment_in_row=bool(outcome.payment))
         _, outbox = await self._journal.finish(record.row_id, state, result=payload,
                                                code=outcome.code, message=outcome.message,
                                                payment=outcome.payment or None,
                                                detail="; ".join(warnings or ()))
+        self._rendered[outbox.row_id] = encode(result)
+        while len(self._rendered) > RENDERED_KEPT:
+            self._rendered.popitem(last=False)
         self._ledger.settle(record)
         log.info("%s %s on lane %s: %s %s %s", record.kind.value, record.txn, record.lane,
                  outcome.status, outcome.code, outcome.message, extra={"lane": record.lane})
@@ -193,16 +209,25 @@ class Reporter:
                         record.lane)
 
     def result(self, record: TxnRecord, outcome: Outcome, *, re: str | None,
-               warnings: list[str] | None = None) -> Result:
+               warnings: list[str] | None = None, when: datetime | None = None) -> Result:
         payment = Payment(**outcome.payment) if outcome.payment else None
         return Result(
             re=re, txn=record.txn, kind=fields.kind(record.kind.value),
             status=fields.status(outcome.status),
             code=outcome.code, message=outcome.message[:80], amount=record.amount,
             payment=payment,
-            receipt=receipt_lines(record, outcome, self._config, self._now()),
+            receipt=receipt_lines(record, outcome, self._config,
+                                  when if when is not None else self._now()),
             warnings=tuple(warnings or ()),
         )
+
+    def render(self, outbox: OutboxRecord) -> bytes:
+        """The frame payload of a journaled result, as the register receives it (the
+        receipt rebuilt when the journal kept none)."""
+        known = self._rendered.get(outbox.row_id)
+        if known is not None:
+            return known
+        return payload_bytes(outbox.payload, self._journal.get(outbox.txn_row), self._config)
 
     # -- answers from the journal -------------------------------------------------------------
 
@@ -231,7 +256,7 @@ class Reporter:
             return None
         stored = _load(record.reply)
         if stored.get("type") == "result":
-            result = _result_from_json(stored, re=request_id)
+            result = _result_from_json(stored, record, self._config, re=request_id)
             voided, refunded = self._ledger.history(record)
             return dataclasses.replace(result, voided=voided or None, refunded=refunded)
         if status and stored.get("type") == "error" and stored.get("code") == "REJECTED":
@@ -251,10 +276,12 @@ def _encode_text(message: Reply) -> str:
     return encode(message).decode("ascii")
 
 
-def _result_from_json(stored: dict[str, object], *, re: str) -> Result:
-    """The stored result, re-addressed to the request now asking (with a fresh id)."""
-    reply = decode_reply(json.dumps(stored, separators=(",", ":")).encode("ascii"))
-    if not isinstance(reply, Result):
+def _result_from_json(stored: dict[str, Any], record: TxnRecord, config: Config, *,
+                      re: str) -> Result:
+    """The stored result (its receipt rebuilt), re-addressed to the request now asking
+    (with a fresh id)."""
+    reply = restore_result(stored, record, config)
+    if reply is None:
         raise TypeError("stored reply is not a result")
     return dataclasses.replace(reply, re=re, id=new_id())
 

@@ -13,6 +13,7 @@ from agent.journal.records import (
     TxnState,
     transition_allowed,
 )
+from agent.journal.retention import RetentionReport, iter_archived, run_retention
 from agent.journal.store import Journal, JournalCorruptError, JournalHealth
 
 __all__ = [
@@ -27,8 +28,11 @@ __all__ = [
     "JournalReader",
     "Kind",
     "OutboxRecord",
+    "RetentionReport",
     "SweepRecord",
     "TxnRecord",
     "TxnState",
+    "iter_archived",
+    "run_retention",
     "transition_allowed",
 ]

@@ -33,7 +33,6 @@ TXN_COLUMNS = (
     "id, kind, txn, lane, tid, amount, parent, state, request, txn_time, created_at, "
     "updated_at, sent_at, code, message, reply, payment, not_sent, elapsed_s"
 )
-_OUTBOX_COLUMNS = "id, txn_row, lane, payload, created_at, delivered_at, superseded"
 _SWEEP_COLUMNS = ("id, day, trigger, started_at, finished_at, asked, changed, disagreements, "
                   "report")
 SWEEPS_SCHEMA = 4  # the schema version that added the sweeps table
@@ -55,6 +54,10 @@ _DAY_FROM = """FROM txns t
     LEFT JOIN txns p ON t.kind IN ('void', 'refund') AND p.txn=t.parent
         AND p.kind IN ('sale', 'paylink')
     JOIN txns o ON o.id=COALESCE(p.id, t.id)"""
+# An outbox row's payload '' means "the transaction's reply" (schema 3 on: one copy).
+OUTBOX_COLUMNS = ("o.id, o.txn_row, o.lane, CASE WHEN o.payload='' THEN t.reply "
+                  "ELSE o.payload END, o.created_at, o.delivered_at, o.superseded")
+OUTBOX_FROM = "FROM outbox o JOIN txns t ON t.id=o.txn_row"
 
 
 class JournalError(AgentError):
@@ -175,16 +178,17 @@ class JournalReader:
         return txn_record(row) if row else None
 
     def undelivered(self, lane: str | None = None) -> list[OutboxRecord]:
-        sql = (f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE delivered_at IS NULL AND superseded=0")
+        sql = (f"SELECT {OUTBOX_COLUMNS} {OUTBOX_FROM} "
+               "WHERE o.delivered_at IS NULL AND o.superseded=0")
         args: tuple[str, ...] = ()
         if lane is not None:
-            sql += " AND lane=?"
+            sql += " AND o.lane=?"
             args = (lane,)
-        return [outbox_record(r) for r in self._db.execute(sql + " ORDER BY id", args).fetchall()]
+        return [outbox_record(r) for r in self._db.execute(sql + " ORDER BY o.id", args).fetchall()]
 
     def outbox_row(self, outbox_id: int) -> OutboxRecord:
         row = self._db.execute(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE id=?", (outbox_id,)
+            f"SELECT {OUTBOX_COLUMNS} {OUTBOX_FROM} WHERE o.id=?", (outbox_id,)
         ).fetchone()
         if row is None:
             raise JournalError(f"no outbox row {outbox_id}")
@@ -192,7 +196,7 @@ class JournalReader:
 
     def outbox_for(self, row_id: int) -> list[OutboxRecord]:
         rows = self._db.execute(
-            f"SELECT {_OUTBOX_COLUMNS} FROM outbox WHERE txn_row=? ORDER BY id", (row_id,)
+            f"SELECT {OUTBOX_COLUMNS} {OUTBOX_FROM} WHERE o.txn_row=? ORDER BY o.id", (row_id,)
         ).fetchall()
         return [outbox_record(r) for r in rows]
 

@@ -6,7 +6,7 @@ with `sqlite3 journal.db 'PRAGMA user_version'`.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -84,5 +84,18 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             report TEXT NOT NULL
         )""",
         "CREATE INDEX sweeps_day ON sweeps (day, id)",
+    ),
+    # Smaller rows: a result is journaled without its receipt lines and its payment (both
+    # rebuilt on reading, `agent.engine.results.restore_result`), and the newest outbox
+    # row's payload '' stands for the transaction's reply. Rows written before keep their
+    # own text and read as before; an older agent must not read the new rows, hence the
+    # version. `archives`: what retention moved out, per month file (docs/install.md).
+    5: (
+        """CREATE TABLE archives (
+            month TEXT PRIMARY KEY,
+            file TEXT NOT NULL,
+            txns INTEGER NOT NULL,
+            updated_at REAL NOT NULL
+        )""",
     ),
 }

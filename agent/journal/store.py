@@ -31,6 +31,8 @@ from typing import Any
 
 from agent.journal.reader import (
     BUSY_TIMEOUT_S,
+    OUTBOX_COLUMNS,
+    OUTBOX_FROM,
     TXN_COLUMNS,
     JournalError,
     JournalReader,
@@ -58,6 +60,7 @@ PROBLEMS_NAMED = 3  # of SQLite's findings, in the one CRITICAL line
 QUICK_CHECK = "quick_check"  # at every start: page structure, O(size), no index cross-check
 RECOVER_HINT = ("restore the last backup of the journal (docs/install.md, \"Recovering the "
                 "journal\") and start the agent again")
+_REPLY_OF = "SELECT reply FROM txns WHERE id=?"
 
 __all__ = ["Journal", "JournalCorruptError", "JournalError", "JournalHealth", "Kind"]
 
@@ -103,6 +106,12 @@ class Journal(JournalReader):
             Path(path_text).parent.mkdir(parents=True, exist_ok=True)
             writer_db = sqlite3.connect(path_text, timeout=BUSY_TIMEOUT_S,
                                         isolation_level=None, check_same_thread=False)
+            if not writer_db.execute("SELECT COUNT(*) FROM sqlite_schema").fetchone()[0]:
+                # A new file: pages freed by retention are given back a few at a time
+                # (`PRAGMA incremental_vacuum`), never by one long VACUUM. Settable only
+                # before the first table and before WAL; older journals are converted
+                # once, at a quiet time, by retention (retention.py).
+                writer_db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             writer_db.execute("PRAGMA journal_mode=WAL")
             writer_db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             writer_db.execute("PRAGMA foreign_keys=ON")
@@ -230,8 +239,24 @@ class Journal(JournalReader):
         super().close()
 
     async def _run(self, op: Callable[[sqlite3.Connection],
-                                      tuple[Any, list[tuple[str, int]]]]) -> Any:
-        return await self._writer.submit(op)
+                                      tuple[Any, list[tuple[str, int]]]],
+                   *, bare: bool = False) -> Any:
+        return await self._writer.submit(op, bare=bare)
+
+    async def maintain(self, op: Callable[[sqlite3.Connection], Any], *,
+                       bare: bool = False) -> Any:
+        """Run `op(db)` on the writer's connection, on the writer thread: inside a batch
+        transaction (committed with it), or `bare` alone outside any (VACUUM). The loop
+        never blocks on it; the steps queued behind it wait."""
+        def step(db: sqlite3.Connection) -> tuple[Any, list[tuple[str, int]]]:
+            try:
+                return op(db), []
+            except sqlite3.Error:
+                raise  # as any step's: a disk error fails its batch
+            except Exception as exc:  # a bug in `op` fails it alone, never a sale's step
+                raise JournalError(f"journal maintenance failed: {exc!r}") from exc
+
+        return await self._run(step, bare=bare)
 
     # -- transactions -----------------------------------------------------------------
 
@@ -368,6 +393,8 @@ class Journal(JournalReader):
         def op(db: sqlite3.Connection) -> tuple[tuple[TxnRecord, OutboxRecord],
                                                 list[tuple[str, int]]]:
             _check_transition(db, row_id, state)
+            db.execute(f"UPDATE outbox SET payload=({_REPLY_OF}) WHERE txn_row=? AND payload=''",
+                       (row_id, row_id))
             db.execute(
                 "UPDATE txns SET state=?, updated_at=?, code=?, message=?, reply=?"
                 + (", payment=?" if payment_text is not None else "") + " WHERE id=?",
@@ -378,13 +405,14 @@ class Journal(JournalReader):
             db.execute("UPDATE outbox SET superseded=1 WHERE txn_row=? AND delivered_at IS NULL",
                        (row_id,))
             lane = db.execute("SELECT lane FROM txns WHERE id=?", (row_id,)).fetchone()[0]
+            # The newest outbox row's payload is the transaction's reply, stored once, in
+            # txns ('' here); the older rows got their own copy above, before it changed.
             cur = db.execute(
-                "INSERT INTO outbox (txn_row, lane, payload, created_at) VALUES (?,?,?,?)",
-                (row_id, lane, payload, now),
+                "INSERT INTO outbox (txn_row, lane, payload, created_at) VALUES (?,?,'',?)",
+                (row_id, lane, now),
             )
-            outbox = db.execute(
-                "SELECT id, txn_row, lane, payload, created_at, delivered_at, superseded "
-                "FROM outbox WHERE id=?", (int(cur.lastrowid or 0),)).fetchone()
+            outbox = db.execute(f"SELECT {OUTBOX_COLUMNS} {OUTBOX_FROM} WHERE o.id=?",
+                                (int(cur.lastrowid or 0),)).fetchone()
             return (_get(db, row_id), outbox_record(outbox)), [("state", row_id)]
 
         done: tuple[TxnRecord, OutboxRecord] = await self._run(op)

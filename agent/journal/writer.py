@@ -19,6 +19,10 @@ Ordering: a step's future resolves only after the COMMIT that holds it returned,
 "journaled before it is acted on or reported" holds for each step exactly as before;
 steps of one batch are applied in submission order.
 
+Maintenance (`submit(op, bare=True)`): a step that must run outside any transaction
+(VACUUM, incremental_vacuum) runs alone, after the steps queued before it committed and
+before the ones queued after it; they wait for it, they never fail because of it.
+
 Failures: each step runs in its own SAVEPOINT, so a step the journal refuses (an illegal
 transition, a duplicate key) fails alone. A failed BEGIN or COMMIT (disk full, read-only
 file, I/O error) fails every step of that batch: none of them is on disk.
@@ -54,6 +58,7 @@ class _Step:
     future: asyncio.Future[Any]
     loop: asyncio.AbstractEventLoop
     submitted: float = field(default_factory=time.perf_counter)
+    bare: bool = False  # maintenance: runs alone, outside BEGIN/COMMIT
 
 
 @dataclass(slots=True)
@@ -84,13 +89,13 @@ class Writer:
         self._thread = threading.Thread(target=self._run, name="journal-writer", daemon=True)
         self._thread.start()
 
-    def submit(self, op: Op) -> asyncio.Future[Any]:
+    def submit(self, op: Op, *, bare: bool = False) -> asyncio.Future[Any]:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         if self._closed:
             future.set_exception(JournalError("journal is closed"))
             return future
-        self._queue.put(_Step(op, future, loop))
+        self._queue.put(_Step(op, future, loop, bare=bare))
         return future
 
     def close(self) -> None:
@@ -108,10 +113,18 @@ class Writer:
 
     def _run(self) -> None:
         stopping = False
-        while not stopping:
-            first = self._queue.get()
-            if first is None:
-                break
+        held: _Step | None = None  # a maintenance step met while gathering a batch
+        while not stopping or held is not None:
+            if held is not None:
+                first, held = held, None
+            else:
+                got = self._queue.get()
+                if got is None:
+                    break
+                first = got
+            if first.bare:
+                self._maintain(first)
+                continue
             batch = [first]
             while len(batch) < MAX_BATCH:
                 try:
@@ -121,6 +134,9 @@ class Writer:
                 if step is None:
                     stopping = True
                     break
+                if step.bare:
+                    held = step
+                    break
                 batch.append(step)
             try:
                 self._commit(batch)
@@ -129,6 +145,15 @@ class Writer:
                 error = JournalError(f"journal writer failed: {exc}")
                 _settle(batch, [(False, error, [])] * len(batch), None, [])
         self._db.close()
+
+    def _maintain(self, step: _Step) -> None:
+        try:
+            value, notes = step.op(self._db)
+        except Exception as exc:
+            log.exception("journal maintenance failed")
+            _settle([step], [(False, _as_journal_error(exc), [])], None, [])
+            return
+        _settle([step], [(True, value, notes)], self._notify, [])
 
     def _commit(self, batch: list[_Step]) -> None:
         db = self._db

@@ -188,6 +188,9 @@ class Link:
         self._closed = False
         self._stopped = asyncio.Event()  # set with _closed; wakes a send paused on a down pipe
         self._full_logged = False  # a queue-full episode has been logged at WARNING
+        # Diagnostics (agent/capture.py): called with ("in", bytes read) and ("out", bytes
+        # written) as they pass; it must not block or raise.
+        self.observer: Callable[[str, bytes], None] | None = None
 
     # -- state ---------------------------------------------------------------
 
@@ -285,6 +288,8 @@ class Link:
                 if not data:
                     continue
                 self.counters.bytes_in += len(data)
+                if self.observer is not None:
+                    self.observer("in", data)
                 if not self._up.is_set():
                     _log.info("link %s: peer is talking again; link up", self.name)
                     self._up.set()
@@ -465,6 +470,8 @@ class Link:
                 raise LinkClosedError(f"link {self.name!r}: transport closed") from exc
             self.counters.bytes_out += len(data)
             _log.debug("link %s: out: %s", self.name, _Hex(data))
+            if self.observer is not None:
+                self.observer("out", data)
 
     async def send(self, payload: bytes) -> None:
         """Deliver one payload (S1–S3); UndeliveredError after 1 + retries sends."""

@@ -38,7 +38,7 @@ from agent.paytm.clock import format_paytm, now_ist, parse_paytm
 from agent.paytm.codes import EDC_REQUEST_CODES, EDC_STATUS_CODES, Handling, ResultCode
 from agent.paytm.http import check_base_url
 from agent.paytm.outcome import Answered, ApiName, CallOutcome, NotSent, Unknown
-from agent.paytm.pipeline import Dialect, SignedCaller
+from agent.paytm.pipeline import Dialect, ExchangeObserver, SignedCaller
 from agent.paytm.transport import Observer, PaytmPoster
 
 # decode_response moved to transport.py with the rest of the HTTP code; importable from here
@@ -532,7 +532,8 @@ class EdcClient:
     """Sale, Status Enquiry and Void over one shared session; see the module docstring."""
 
     def __init__(self, session: aiohttp.ClientSession, config: PaytmConfig, key: MerchantKey,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None,
+                 exchanges: ExchangeObserver | None = None) -> None:
         self._session = session
         self._config = config
         self._key = key
@@ -541,7 +542,7 @@ class EdcClient:
             PaytmPoster(session, config),
             Dialect(envelope=self._envelope, verify=note_answer_checksum,
                     server_time=response_time, describe=_describe),
-            observer)
+            observer, exchanges)
 
     async def sale(self, req: SaleRequest) -> CallOutcome[RequestAnswer]:
         return await self._caller.call("sale", self._base_url + SALE_PATH, req.txn,

@@ -53,7 +53,7 @@ from agent.paytm.pg_models import (
     parse_refund_status_answer,
     pg_response_time,
 )
-from agent.paytm.pipeline import Dialect, SignedCaller
+from agent.paytm.pipeline import Dialect, ExchangeObserver, SignedCaller
 from agent.paytm.transport import Observer, PaytmPoster
 
 log = logging.getLogger(__name__)
@@ -87,7 +87,8 @@ class PgClient:
     """The five PG calls over one shared session; see the module docstring."""
 
     def __init__(self, session: aiohttp.ClientSession, config: PaytmConfig, key: MerchantKey,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None,
+                 exchanges: ExchangeObserver | None = None) -> None:
         self._config = config
         self._key = key
         self._base_url = check_base_url(config.pg_base_url, "paytm.pg_base_url")
@@ -95,7 +96,7 @@ class PgClient:
             PaytmPoster(session, config),
             Dialect(envelope=self._envelope, verify=self._verify,
                     server_time=pg_response_time, describe=_describe),
-            observer)
+            observer, exchanges)
 
     async def send_link(self, req: SendLinkRequest) -> CallOutcome[LinkAnswer]:
         """Ask Paytm to text the customer a UPI link. Queued is not paid."""

@@ -27,6 +27,24 @@ log = logging.getLogger(__name__)
 
 
 
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """One call's bytes as they went and came back, for a capture (the support bundle's
+    last calls). Raw: an exchange observer masks what it keeps (agent/capture.py)."""
+
+    api: ApiName
+    subject: str
+    url: str
+    request: bytes
+    status: int | None  # HTTP status; None when no answer came
+    answer: bytes
+    outcome: str  # answered | not_sent | unknown
+    latency_s: float
+
+
+ExchangeObserver = Callable[[Exchange], None]
+
+
 class Coded(Protocol):
     """Every answer type: its Paytm code is what the observer records."""
 
@@ -78,10 +96,12 @@ class SignedCaller:
     """Runs the calls of one API family through the pipeline."""
 
     def __init__(self, poster: PaytmPoster, dialect: Dialect,
-                 observer: Observer | None = None) -> None:
+                 observer: Observer | None = None,
+                 exchanges: ExchangeObserver | None = None) -> None:
         self._poster = poster
         self._dialect = dialect
         self._observer = observer
+        self._exchanges = exchanges
 
     async def call(self, api: ApiName, url: str, subject: str, body: Mapping[str, object],
                    parse: Parse[A]) -> CallOutcome[A]:
@@ -90,18 +110,29 @@ class SignedCaller:
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s: POST %s %s", api, subject, url, mask_phones(data.decode()))
         started = time.monotonic()
-        outcome = await self._exchange(api, subject, url, data, parse)
+        answer: list[tuple[int, bytes]] = []  # the HTTP answer, when one came
+        outcome = await self._exchange(api, subject, url, data, parse, answer)
         latency_s = time.monotonic() - started
         self._dialect.describe(api, subject, outcome, latency_s)
         code = outcome.response.code if isinstance(outcome, Answered) else None
         notify(self._observer, api, subject, outcome, code, latency_s)
+        if self._exchanges is not None:
+            status, raw = answer[0] if answer else (None, b"")
+            kind = "answered" if isinstance(outcome, Answered) else \
+                "not_sent" if isinstance(outcome, NotSent) else "unknown"
+            try:
+                self._exchanges(Exchange(api, subject, url, data, status, raw, kind,
+                                         latency_s))
+            except Exception:  # diagnostics never reach the caller
+                log.exception("exchange observer failed")
         return outcome
 
     async def _exchange(self, api: ApiName, subject: str, url: str, data: bytes,
-                        parse: Parse[A]) -> CallOutcome[A]:
+                        parse: Parse[A], answer: list[tuple[int, bytes]]) -> CallOutcome[A]:
         reply = await self._poster.post(url, data)
         if isinstance(reply, NotSent | Unknown):
             return reply
+        answer.append((reply.status, reply.raw))
         if log.isEnabledFor(logging.DEBUG):
             log.debug("%s %s: HTTP %d from %s: %s", api, subject, reply.status, url,
                       mask_phones(reply.raw[:LOGGED_ANSWER_CHARS].decode(errors="replace")))

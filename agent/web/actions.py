@@ -10,18 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import ssl
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from agent.errors import AgentError, LinkError
 from agent.journal import TxnState
 from agent.journal.store import JournalError
+from agent.logs import LogLine, RecentLines
 from agent.paytm.clock import IST, now_ist
 from agent.paytm.edc import StatusRequest, StatusState
 from agent.paytm.http import ssl_context
@@ -32,6 +36,7 @@ from agent.web.params import BadInput
 
 if TYPE_CHECKING:
     from agent.app import Agent
+    from agent.bundle import LiveState
     from agent.engine.lane import Lane
 
 log = logging.getLogger(__name__)
@@ -244,3 +249,43 @@ async def resend(agent: Agent, outbox_id: int) -> ToolResult:
     return ToolResult(False, f"Result {outbox_id} ({txn}) queued",
                       f"Not acknowledged within {RESEND_WAIT_S:g} s; the lane keeps it and "
                       "sends it as soon as the register talks." + woke)
+
+
+def live_state(agent: Agent, log_lines: list[LogLine]) -> LiveState:
+    """What only the running agent knows, copied on the loop (cheap: the capture's rings
+    are copied by reference, decoded and masked later in the bundle's thread)."""
+    from agent.bundle import LOG_LINES, LiveState
+
+    lanes = []
+    for lane in agent.lanes:
+        status = lane.transport.status
+        lanes.append({"name": lane.name, "tid": lane.config.tid,
+                      "transport": status.state.value, "reconnects": status.reconnects,
+                      "link_down": lane.link.down, "queued_results": lane.undelivered,
+                      "counters": lane.link.counters.as_dict()})
+    engine = agent.engine
+    return LiveState(
+        log=log_lines[-LOG_LINES:], capture=agent.capture.copy(), lanes=lanes,
+        retention=dataclasses.asdict(agent.last_retention) if agent.last_retention else None,
+        busy_terminals=dict(engine.busy_terminals()) if engine is not None else {},
+        polling=engine.polling_count() if engine is not None else 0,
+        started_at=agent.started_at)
+
+
+async def support_bundle(agent: Agent, recent: RecentLines) -> tuple[bytes, str]:
+    """The support bundle (agent/bundle.py) with the live capture: (its bytes, file name).
+    The snapshot is taken here, on the loop; the bundle is written in a thread."""
+    from agent.bundle import build_bundle, default_name
+
+    live = live_state(agent, list(recent.lines))
+    name = default_name()
+
+    def build() -> bytes:
+        with tempfile.TemporaryDirectory(prefix="edc-agent-bundle-") as tmp:
+            path = Path(tmp) / name
+            build_bundle(path, agent.config, live=live, report=agent.bundle_report)
+            return path.read_bytes()
+
+    body = await asyncio.to_thread(build)
+    log.info("support bundle %s made (%d bytes)", name, len(body))
+    return body, name

@@ -152,3 +152,12 @@ async def metrics(request: web.Request) -> web.Response:
     # On the loop, not in a thread: it reads the journal's SQLite connection.
     body = ctx_of(request).metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def api_bundle(request: web.Request) -> web.Response:
+    """POST: the support bundle with the live capture (application/gzip)."""
+    from agent.web.pages.tools import bundle_response
+
+    await _form(request)
+    ctx = ctx_of(request)
+    return bundle_response(*await actions.support_bundle(ctx.agent, ctx.recent))

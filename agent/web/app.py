@@ -35,6 +35,7 @@ from agent.web.pages.lanes import lanes_page
 from agent.web.pages.log import log_page
 from agent.web.pages.overview import overview_page
 from agent.web.pages.tools import (
+    bundle_action,
     link_test_action,
     paytm_test_action,
     recheck_action,
@@ -109,6 +110,7 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.post("/tools/recheck", recheck_action),
         web.post("/tools/resend", resend_action),
         web.post("/tools/reconcile", reconcile_action),
+        web.post("/tools/bundle", bundle_action),
         web.get("/login", login_page),
         web.post("/login", login_action),
         web.post("/logout", logout_action),
@@ -130,6 +132,7 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.post("/api/tools/resend", api.api_resend),
         web.post("/api/tools/reconcile", api.api_reconcile),
         web.get("/api/day", api_day),
+        web.post("/api/tools/bundle", api.api_bundle),
         web.get("/api/events", api.api_events),
     ])
     return app

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from agent import __version__
 from agent.config import Config
+from agent.engine.results import restored_json
 from agent.journal import FINAL_STATES, JournalReader, Kind, TxnRecord, TxnState
 from agent.logs import REDACTED, LogLine
 from agent.paytm.clock import IST
@@ -367,17 +368,18 @@ def code_facts(codes: list[str]) -> list[CodeFacts]:
 
 
 def txn_detail(agent: Agent, record: TxnRecord) -> TxnDetail:
-    return txn_detail_from(agent.journal, record)
+    return txn_detail_from(agent.journal, record, agent.config)
 
 
-def txn_detail_from(journal: JournalReader, record: TxnRecord) -> TxnDetail:
+def txn_detail_from(journal: JournalReader, record: TxnRecord, config: Config) -> TxnDetail:
     """The page's view of one transaction from any reader (`edc-agent show` has no agent)."""
     events = journal.events(record.row_id)
     outbox = journal.outbox_for(record.row_id)
-    reply = _object(record.reply)
+    # Results journaled since schema 3 keep no receipt lines: rebuilt here as sent.
+    reply = restored_json(record.reply, record, config) or _object(record.reply)
     outbox_facts = []
     for o in outbox:
-        payload = _object(o.payload)
+        payload = restored_json(o.payload, record, config) or _object(o.payload)
         outbox_facts.append(OutboxFacts(
             id=o.row_id, lane=o.lane, created_at=o.created_at, delivered_at=o.delivered_at,
             superseded=o.superseded, status=str(payload.get("status", "")),

@@ -111,7 +111,7 @@ CONTRACT_KEYS = {
               "checksum_mode", "connect_timeout_s", "read_timeout_s"},
     "polling": {"first_check_s", "interval_s", "slow_after_s", "slow_interval_s",
                 "unknown_after_s", "not_found_grace_s"},
-    "journal": {"path"},
+    "journal": {"path", "keep_days"},
     "day": {"close_at"},
     "http": {"listen", "password_hash", "hostnames"},
     "receipt": {"width", "header"},

@@ -72,6 +72,7 @@ async def fetch_all(s: WebStack, row: int, outbox: int, csrf: str | None) -> int
              "/api/tools/recheck": {"row": str(row)}, "/tools/resend": {"outbox": str(outbox)},
              "/api/tools/resend": {"outbox": str(outbox)}, "/tools/paytm-test": {},
              "/api/tools/paytm-test": {}, "/tools/reconcile": {}, "/api/tools/reconcile": {},
+             "/tools/bundle": {}, "/api/tools/bundle": {},
              "/logout": {}}
     for path in post_routes(s.app):
         assert path in forms, f"POST {path} not covered by the redaction scan"

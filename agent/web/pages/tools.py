@@ -1,4 +1,4 @@
-"""Tools: link test, Paytm connectivity test, ports, re-check, resend.
+"""Tools: link test, Paytm connectivity test, ports, re-check, resend, support bundle.
 
 The forms post here; the guard middleware has already checked the password is set, the
 session and its CSRF token. The result is kept in the session and shown after the
@@ -108,9 +108,17 @@ async def tools_page(request: web.Request) -> web.Response:
         + action_form(session, "/tools/reconcile", "Reconcile today now", enabled=enabled)
         + tag("p", tag("a", "Today's totals and the last sweep", href="/day")),
         id_="reconcile")
+    bundle_card = card("Support bundle", tag(
+        "p", "One .tar.gz to send to support: the config (secrets as •••), versions, ports "
+        "and their permissions, udev rules, the service's state, the last 2,000 log lines, "
+        "journal statistics, the last 50 transactions' timelines and the capture of the "
+        "last 500 frames of each lane and the last 200 Paytm calls (signatures as •••, "
+        "phone numbers to their last four digits). `edc-agent bundle` makes one without "
+        "the capture.", class_="muted")
+        + action_form(session, "/tools/bundle", "Download support bundle", enabled=enabled),
+        id_="bundle")
     body = notice + tag("div", link_card + paytm_card, class_="grid") + reconcile_card \
-        + recheck_card \
-        + resend_card + ports_card
+        + recheck_card + resend_card + ports_card + bundle_card
     return page(ctx, request, title="Tools", active="tools", body=body,
                 attention=attention_now(ctx.agent))
 
@@ -189,3 +197,16 @@ async def reconcile_action(request: web.Request) -> web.Response:
     result = await actions.reconcile(ctx.agent, day)
     back = f"/day?day={(day or today(ctx.wall())).isoformat()}"
     raise _finish(ctx, request, result, back)
+
+
+async def bundle_action(request: web.Request) -> web.Response:
+    """The bundle as a download (no redirect: the browser saves the file)."""
+    ctx = ctx_of(request)
+    await _form(request)
+    return bundle_response(*await actions.support_bundle(ctx.agent, ctx.recent))
+
+
+def bundle_response(body: bytes, name: str) -> web.Response:
+    return web.Response(body=body, content_type="application/gzip", headers={
+        "Content-Disposition": f'attachment; filename="{name}"',
+        "Cache-Control": "no-store"})
