@@ -78,7 +78,10 @@ def delivered_not_received(journal: Path, lanes: Mapping[str, tuple[int, set[str
     version, ids of every frame that lane's register received)."""
     counts = {f"v{version}": 0 for version, _ in lanes.values()}
     with closing(sqlite3.connect(f"file:{journal}?mode=ro", uri=True, timeout=10)) as db:
-        rows = db.execute("SELECT lane, payload FROM outbox WHERE delivered_at IS NOT NULL")
+        # An outbox payload '' stands for its transaction's reply (one copy, schema 5 on).
+        rows = db.execute(
+            "SELECT o.lane, CASE WHEN o.payload='' THEN t.reply ELSE o.payload END "
+            "FROM outbox o JOIN txns t ON t.id=o.txn_row WHERE o.delivered_at IS NOT NULL")
         for lane, payload in rows:
             version, received = lanes.get(lane, (0, set()))
             try:

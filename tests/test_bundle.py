@@ -15,6 +15,7 @@ import sys
 import tarfile
 from pathlib import Path
 
+from agent.journal.schema import SCHEMA_VERSION
 from agent.register.messages import Paylink, Result
 from agent.sim.paytm import DEMO_MID
 from tests.engine.harness import WAIT_S
@@ -95,7 +96,7 @@ async def test_page_bundle_has_the_capture_and_no_secret(tmp_path: Path) -> None
     card = next(t for t in timelines if t["txn"] == "BUNDLE000001")
     assert card["reply"]["receipt"] and card["events"][-1]["state"] == "delivered"
     stats = json.loads(members["journal.json"])
-    assert stats["transactions"] == 2 and stats["pragma"]["user_version"] == 3
+    assert stats["transactions"] == 2 and stats["pragma"]["user_version"] == SCHEMA_VERSION
     assert "sale BUNDLE000001" in members["log.txt"]
     assert "live" in members["README.txt"]
 

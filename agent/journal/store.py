@@ -229,14 +229,18 @@ class Journal(JournalReader):
         log.error("journal %s: %s", self.path, reason)
 
     async def aclose(self) -> None:
-        """Commit everything queued (SIGTERM drains the writer), then close."""
-        await asyncio.to_thread(self._writer.close)
+        """Commit everything queued (SIGTERM drains the writer), then close.
+
+        The reader closes first: a `query_only` connection may not checkpoint, so the
+        writer must be the last connection, which folds the WAL into the file and removes
+        the -wal/-shm files (a clean file a backup, or a read-only mount, can take)."""
         super().close()
+        await asyncio.to_thread(self._writer.close)
 
     def close(self) -> None:
         """Blocking close, for tools and tests that run no event loop."""
-        self._writer.close()
         super().close()
+        self._writer.close()
 
     async def _run(self, op: Callable[[sqlite3.Connection],
                                       tuple[Any, list[tuple[str, int]]]],

@@ -250,10 +250,10 @@ async def test_a_version_1_journal_is_migrated_with_its_data(tmp_path: Path) -> 
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A real 256 KB tmpfs: a full disk (ENOSPC) and a read-only one, as on a cheap POS box."""
+    """A real 1 MB tmpfs: a full disk (ENOSPC) and a read-only one, as on a cheap POS box."""
     mount = tmp_path / "disk"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(mount)],
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount)],
                           capture_output=True, check=False)
     if done.returncode != 0:
         pytest.skip(f"cannot mount a tmpfs here (needs root): {done.stderr.decode().strip()}")
