@@ -28,7 +28,7 @@ def test_short_campaign_holds_every_invariant(tmp_path: Path, seed: int) -> None
     out = tmp_path / "campaign.json"
     proc = subprocess.run(
         [sys.executable, "chaos/campaign.py", "--sales", "200", "--lanes", "8",
-         "--seed", str(seed), "--kill-gap", "6", "--kill-at-sale", "0.05",
+         "--seed", str(seed), "--kill-gap", "6", "--kill-at-sale", "0.02",
          "--outage-gap", "6", "--line-rate", "0.06", "--fault-gap", "0.7",
          "--max-duration", "200", "--sale-deadline", "60",
          "--workdir", str(tmp_path / "work"), "--json", str(out), "--no-progress"],
