@@ -16,7 +16,9 @@ def test_demo_runs_the_script_and_exits_0() -> None:
                      "result sale DEMOCARD0001: SUCCESS 0000",
                      "result sale DEMOUPI00001: SUCCESS",
                      "result sale DEMODECL0001: FAILED",
-                     "error TERMINAL_BUSY DEMOBUSY0001",
+                     "register says   sale DEMOBUSY0002",
+                     "error TERMINAL_BUSY: DEMOBUSY0002 refused, the terminal is busy with "
+                     "DEMOBUSY0001",
                      "result void DEMOCARD0001: SUCCESS",
                      "Paytm received 1 Sale for DEMOCARD0001",
                      "result paylink DEMOLINK0001: SUCCESS", "Send Payment Request",
