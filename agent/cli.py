@@ -20,7 +20,7 @@ WAIT_DEFAULT_S: Final = 120.0  # the register console's; = console.WAIT_DEFAULT_
 PROGRESS_DEFAULT_S: Final = 5.0  # = repl.PROGRESS_DEFAULT_S (tested)
 
 
-EXIT_CODES_CONFIG: Final = ("exit codes: 0 the config is valid, 2 it is not (every problem "
+EXIT_CODES_CONFIG: Final = ("exit codes: 0 the config is valid, 1 it is not (every problem "
                              "is listed)")
 _RAW: Final = argparse.RawDescriptionHelpFormatter
 

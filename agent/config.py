@@ -8,6 +8,7 @@ path of the file that holds it (see `agent.keyfile`).
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import tomllib
@@ -162,7 +163,7 @@ def config_from_dict(data: Mapping[str, Any], source: str | None = None) -> Conf
     known = {"paytm", "polling", "journal", "http", "receipt", "webhook", "log", "lanes"}
     for key in data:
         if key not in known:
-            v.problem(key, "unknown section or key")
+            v.problem(key, "unknown section or key" + _did_you_mean(key, known))
     paytm = _paytm(v, v.table(data, "paytm"))
     polling = _polling(v, v.table(data, "polling"))
     journal = JournalConfig(path=v.string(v.table(data, "journal"), "journal", "path",
@@ -180,6 +181,11 @@ def config_from_dict(data: Mapping[str, Any], source: str | None = None) -> Conf
 
 
 T = TypeVar("T")
+
+
+def _did_you_mean(key: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(key, sorted(known), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
 
 
 class _Validator:
@@ -201,7 +207,7 @@ class _Validator:
     def done(self, table: Mapping[str, Any], prefix: str, keys: set[str]) -> None:
         for key in table:
             if key not in keys:
-                self.problem(f"{prefix}.{key}", "unknown key")
+                self.problem(f"{prefix}.{key}", "unknown key" + _did_you_mean(key, keys))
 
     def _get(self, table: Mapping[str, Any], prefix: str, key: str, default: T,
              kind: str, check: Callable[[Any], bool]) -> T | Any:
