@@ -95,3 +95,13 @@ def test_set_level_changes_the_level_now() -> None:
             set_level("loud")
     finally:
         root.setLevel(before)
+
+
+def test_pyproject_license_is_an_spdx_expression() -> None:
+    # A TOML table here makes setuptools warn "project.license as a TOML table is
+    # deprecated" three times during every install.
+    import tomllib
+    from pathlib import Path
+
+    project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    assert isinstance(project["project"]["license"], str)
