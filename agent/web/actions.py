@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 from agent.errors import AgentError, LinkError
 from agent.journal import TxnState
 from agent.journal.store import JournalError
+from agent.logs import LOG_LEVELS, current_level, set_level
 from agent.paytm.clock import IST, now_ist
 from agent.paytm.edc import StatusRequest, StatusState
 from agent.paytm.http import ssl_context
@@ -232,3 +233,17 @@ async def resend(agent: Agent, outbox_id: int) -> ToolResult:
     return ToolResult(False, f"Result {outbox_id} ({txn}) queued",
                       f"Not acknowledged within {RESEND_WAIT_S:g} s; the lane keeps it and "
                       "sends it as soon as the register talks." + woke)
+
+
+def set_log_level(level: str) -> ToolResult:
+    """Every logger's level, now, until the next restart (which reads [log] level again)."""
+    if level not in LOG_LEVELS:
+        raise BadInput(f"level: must be one of {', '.join(LOG_LEVELS)}")
+    before = current_level()
+    # Logged at WARNING so the change itself shows whatever the new level.
+    log.warning("technician: log level %s → %s (until restart; the config says the default)",
+                before, level)
+    set_level(level)
+    return ToolResult(True, f"Log level: {level}",
+                      f"Was {before}. This lasts until the agent restarts; to keep it, set "
+                      f"[log] level = \"{level}\" in the config.")

@@ -31,7 +31,7 @@ from agent.web.metrics import AgentMetrics
 from agent.web.pages.auth import login_action, login_page, logout_action
 from agent.web.pages.config import config_page
 from agent.web.pages.lanes import lanes_page
-from agent.web.pages.log import log_page
+from agent.web.pages.log import log_level_action, log_page
 from agent.web.pages.overview import overview_page
 from agent.web.pages.tools import (
     link_test_action,
@@ -103,6 +103,7 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.post("/tools/paytm-test", paytm_test_action),
         web.post("/tools/recheck", recheck_action),
         web.post("/tools/resend", resend_action),
+        web.post("/log/level", log_level_action),
         web.get("/login", login_page),
         web.post("/login", login_action),
         web.post("/logout", logout_action),
@@ -122,6 +123,7 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.post("/api/tools/paytm-test", api.api_paytm_test),
         web.post("/api/tools/recheck", api.api_recheck),
         web.post("/api/tools/resend", api.api_resend),
+        web.post("/api/log/level", api.api_log_level),
         web.get("/api/events", api.api_events),
     ])
     return app
@@ -240,7 +242,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             if _is_api(path):
                 raise BadInput("Log in first (POST /login with the technician password).",
                                401)
-            back = "/tools" if path.startswith("/tools") else "/"
+            back = "/tools" if path.startswith("/tools") else (
+                "/log" if path.startswith("/log") else "/")
             raise web.HTTPSeeOther("/login?" + urlencode({"next": back}))
         form = await request.post()
         token = request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)
