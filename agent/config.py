@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -147,7 +148,9 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"config file {str(p)!r} cannot be read: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"config file {str(p)!r} is not UTF-8 text"]) from None
-    return parse_config(text, source=str(p))
+    # The page, check-config and the logs show where the config came from: absolute,
+    # so it means the same thing whatever directory the reader is in.
+    return parse_config(text, source=os.path.abspath(p))
 
 
 def parse_config(text: str, source: str | None = None) -> Config:

@@ -71,7 +71,8 @@ async def fetch_all(s: WebStack, row: int, outbox: int, csrf: str | None) -> int
              "/api/tools/link-test": {"lane": "till-1"}, "/tools/recheck": {"row": str(row)},
              "/api/tools/recheck": {"row": str(row)}, "/tools/resend": {"outbox": str(outbox)},
              "/api/tools/resend": {"outbox": str(outbox)}, "/tools/paytm-test": {},
-             "/api/tools/paytm-test": {}, "/logout": {}}
+             "/api/tools/paytm-test": {}, "/log/level": {"level": "info"},
+             "/api/log/level": {"level": "info"}, "/logout": {}}
     for path in post_routes(s.app):
         assert path in forms, f"POST {path} not covered by the redaction scan"
         if path == "/logout":
