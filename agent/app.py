@@ -16,6 +16,7 @@ import asyncio
 import gc
 import logging
 import signal
+import sqlite3
 import sys
 import time
 from collections.abc import Callable
@@ -28,8 +29,9 @@ from agent.config import Config, load_config
 from agent.engine.engine import CloudHealth, Engine
 from agent.engine.lane import Lane
 from agent.errors import ConfigError
-from agent.journal import Journal
+from agent.journal import Journal, JournalCorruptError
 from agent.keyfile import load_merchant_key
+from agent.listener import FdBudget, fd_budget, quiet_accept_errors
 from agent.logs import SECRETS, setup_logging
 from agent.paytm.checksum import MerchantKey
 from agent.paytm.edc import EdcClient
@@ -60,6 +62,7 @@ class Agent:
         journal: Journal | None = None,
         transport_factory: Callable[[LinkSpec], Transport] | None = None,
         wall: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.started_at = time.time()
@@ -75,6 +78,14 @@ class Agent:
         self._transport_factory = transport_factory
         self.webhook: WebhookServer | None = None
         self._wall = wall
+        self._mono = mono
+        self._budget: FdBudget | None = None
+
+    def budget(self) -> FdBudget:
+        """The file-descriptor budget (raised limit, listener caps), computed once."""
+        if self._budget is None:
+            self._budget = fd_budget(len(self.config.lanes))
+        return self._budget
 
     def observe_calls(self, observer: Callable[[CallRecord], None]) -> Callable[[], None]:
         """Call `observer` after every Paytm call; returns the unsubscribe."""
@@ -92,12 +103,17 @@ class Agent:
             observer(record)
 
     async def start(self) -> None:
+        quiet_accept_errors(asyncio.get_running_loop())
+        budget = self.budget()
+        log.info("open-file limit %d: %d kept for lanes, the journal and Paytm; page at "
+                 "most %d connections, webhook %d", budget.limit, budget.reserved,
+                 budget.web, budget.webhook)
         if self._session is None:
             self._session = make_session(self.config.paytm)
         edc = EdcClient(self._session, self.config.paytm, self._key, observer=self._observe)
         pg = PgClient(self._session, self.config.paytm, self._key, observer=self._observe)
         self.engine = Engine(self.config, self.journal, edc, pg=pg, health=self.health,
-                             wall=self._wall)
+                             wall=self._wall, mono=self._mono)
         factory = self._transport_factory
         if factory is None:
             from drivers.factory import make_transport
@@ -112,11 +128,12 @@ class Agent:
         # Recovery before any lane reads: unfinished sales hold their terminals again and
         # undelivered results are queued first.
         await self.engine.recover()
+        self.engine.start_ticker()
         for lane in self.lanes:
             await lane.start()
         if self.config.webhook.enabled:
             self.webhook = WebhookServer(self.engine, self._key, self.config.webhook.listen,
-                                         self.config.webhook.path)
+                                         self.config.webhook.path, cap=budget.webhook)
             await self.webhook.start()
         log.info("edc-agent %s running: %d lane(s), journal %s", __version__, len(self.lanes),
                  self.journal.path)
@@ -211,5 +228,9 @@ def run_main(args: argparse.Namespace) -> int:
         return 130
     except AgentError as exc:  # e.g. the journal cannot be opened: say so, exit non-zero
         log.critical("edc-agent cannot run: %s", exc)
+        return 1
+    except sqlite3.DatabaseError as exc:  # damage the start-up check did not see
+        log.critical("edc-agent cannot run: %s", JournalCorruptError(config.journal.path,
+                                                                     str(exc)))
         return 1
     return 0

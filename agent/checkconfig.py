@@ -14,8 +14,11 @@ from typing import Final
 
 from agent.config import Config, load_config
 from agent.errors import ConfigError
+from agent.journal.reader import integrity_problems
+from agent.journal.store import RECOVER_HINT
 from agent.keyfile import key_path, load_merchant_key
 
+PROBLEMS_SHOWN = 10
 KEY_FILE_KEY: Final = "paytm.merchant_key_file"
 JOURNAL_KEY: Final = "journal.path"
 EXIT_VALID: Final = 0
@@ -86,3 +89,31 @@ def check_config_main(args: argparse.Namespace) -> int:
     if not config.lanes:
         print("  no lanes configured: the agent will serve no register")
     return EXIT_VALID
+
+
+def check_journal_main(args: argparse.Namespace) -> int:
+    """`edc-agent check-journal`: SQLite's full integrity check of the configured journal.
+
+    Exit 0 when sound, 1 when damaged (with what to do), 2 when the config is wrong.
+    Safe while the agent runs: it only reads."""
+    path: str = args.config
+    try:
+        config = load_config(path)
+    except ConfigError as exc:
+        print(f"{path}: {len(exc.problems)} problem(s):", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  - {problem}", file=sys.stderr)
+        return 2
+    journal_path = config.journal.path
+    if not Path(journal_path).exists():
+        print(f"journal {journal_path!r} does not exist (yet)", file=sys.stderr)
+        return 1
+    problems = integrity_problems(journal_path)
+    if problems:
+        print(f"journal {journal_path!r} is damaged:", file=sys.stderr)
+        for problem in problems[:PROBLEMS_SHOWN]:
+            print(f"  - {problem}", file=sys.stderr)
+        print(f"  {RECOVER_HINT}", file=sys.stderr)
+        return 1
+    print(f"journal {journal_path!r}: integrity check ok")
+    return 0

@@ -132,6 +132,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--production", action="store_true",
                    help="allow --sale against Paytm's production hosts (real money)")
 
+    p = _command(sub, "check-journal", "full integrity check of the journal (read only)",
+                 "Run SQLite's full integrity check on the configured journal. Only reads: "
+                 "safe while the agent runs.",
+                 "  edc-agent check-journal --config /etc/edc-agent/edc-agent.toml",
+                 "exit codes: 0 sound, 1 damaged or missing (with what to do), 2 bad config")
+    p.add_argument("--config", required=True, metavar="FILE", help="TOML configuration file")
     _command(sub, "hash-password", "print the hash to put in http.password_hash",
              "Ask for the technician password twice (no echo) and print the line to put "
              "in the config's [http] section.",
@@ -178,6 +184,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from agent.certify import certify_main
 
             return certify_main(args)
+        if command == "check-journal":
+            from agent.checkconfig import check_journal_main
+
+            return check_journal_main(args)
         if command == "hash-password":
             from agent.passwords import hash_password_main
 

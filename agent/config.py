@@ -35,6 +35,8 @@ _TID_RE = re.compile(r"^[A-Za-z0-9]{1,8}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
 _POS_ID_RE = re.compile(r"^[A-Za-z0-9]+_[A-Za-z0-9]+$")
 _CHANNEL_RE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
+_LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,9 @@ class JournalConfig:
 class HttpConfig:
     listen: str = "127.0.0.1:8765"
     password_hash: str = ""
+    # Host names the page answers to besides its listen address and localhost (a name
+    # in the shop's DNS or /etc/hosts); any other Host is refused (DNS rebinding).
+    hostnames: tuple[str, ...] = ()
 
     @property
     def host(self) -> str:
@@ -377,8 +382,14 @@ def _http(v: _Validator, t: Mapping[str, Any]) -> HttpConfig:
     password_hash = v.string(t, "http", "password_hash", d.password_hash)
     if password_hash and not password_hash.startswith("scrypt$"):
         v.problem("http.password_hash", "must be the output of `edc-agent hash-password`")
-    v.done(t, "http", {"listen", "password_hash"})
-    return HttpConfig(listen=listen, password_hash=password_hash)
+    hostnames = v.strings(t, "http", "hostnames")
+    for name in hostnames:
+        if not _HOSTNAME.fullmatch(name):
+            v.problem("http.hostnames", f"{name!r} is not a host name (letters, digits, "
+                      "'-' and '.', no port)")
+    v.done(t, "http", {"listen", "password_hash", "hostnames"})
+    return HttpConfig(listen=listen, password_hash=password_hash,
+                      hostnames=tuple(n.lower().rstrip(".") for n in hostnames))
 
 
 def _receipt(v: _Validator, t: Mapping[str, Any]) -> ReceiptConfig:

@@ -12,8 +12,9 @@ import logging
 import os
 import sys
 import threading
+import time
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Final, TextIO
@@ -175,3 +176,33 @@ def set_level(level: str) -> None:
 
 def current_level() -> str:
     return logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+
+
+THROTTLE_INTERVAL_S = 60.0  # a repeated complaint is logged at most once per this
+THROTTLE_KEYS_MAX = 256
+
+
+class Throttle:
+    """Whether to log a repeated complaint now: once per `interval_s` per key, counting
+    what was held back (`take_suppressed`) so the next line can say "and N more"."""
+
+    def __init__(self, interval_s: float = THROTTLE_INTERVAL_S,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval_s = interval_s
+        self._clock = clock
+        self._last: dict[str, float] = {}
+        self._suppressed: dict[str, int] = {}
+
+    def allow(self, key: str = "") -> bool:
+        now = self._clock()
+        last = self._last.get(key)
+        if last is not None and now - last < self._interval_s:
+            self._suppressed[key] = self._suppressed.get(key, 0) + 1
+            return False
+        if len(self._last) >= THROTTLE_KEYS_MAX and key not in self._last:
+            self._last.clear()
+        self._last[key] = now
+        return True
+
+    def take_suppressed(self, key: str = "") -> int:
+        return self._suppressed.pop(key, 0)

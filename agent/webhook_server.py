@@ -10,6 +10,7 @@ background.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import logging
 from typing import TYPE_CHECKING
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.journal import FINAL_STATES, Kind
+from agent.listener import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, WEBHOOK_CONNECTIONS_MAX, GuardedSite
 from agent.net import split_host_port
 from agent.paytm.checksum import MerchantKey
 from agent.paytm.webhook import InvalidCallback, parse_callback
@@ -31,8 +33,10 @@ SEEN_MAX = 10_000  # (order, status) pairs remembered for idempotency
 
 
 class WebhookServer:
-    def __init__(self, engine: Engine, key: MerchantKey, listen: str, path: str) -> None:
+    def __init__(self, engine: Engine, key: MerchantKey, listen: str, path: str,
+                 *, cap: int = WEBHOOK_CONNECTIONS_MAX) -> None:
         self._engine = engine
+        self._cap = cap
         self._key = key
         self._listen = listen
         self._path = path
@@ -49,9 +53,10 @@ class WebhookServer:
 
     async def start(self) -> None:
         host, port = split_host_port(self._listen)
-        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False)
+        self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
+                                     keepalive_timeout=HEADER_TIMEOUT_S)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port)
+        site = GuardedSite(self._runner, host, port, cap=self._cap, name="webhook listener")
         await site.start()
         bound = self._runner.addresses[0]
         self.address = f"http://{bound[0]}:{bound[1]}{self._path}"
@@ -65,10 +70,14 @@ class WebhookServer:
     async def _handle(self, request: web.Request) -> web.Response:
         self.received += 1
         try:
-            body = await request.read()
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             self.refused += 1
             return web.Response(status=413, text="too large\n")
+        except TimeoutError:
+            self.refused += 1
+            return web.Response(status=408, text="body too slow\n")
         callback = parse_callback(body, request.content_type, self._key,
                                   self._engine.config.paytm.mid)
         if isinstance(callback, InvalidCallback):

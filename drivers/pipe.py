@@ -63,6 +63,16 @@ class PipeTransport(Transport):
     @abc.abstractmethod
     async def _send(self, data: bytes) -> None: ...
 
+    def _ready_again(self) -> bool:
+        """True when the next `_connect()` will succeed at once (a TCP register already
+        reconnected): no backoff then, the register's frames are ACKed within R1."""
+        return False
+
+    async def _backoff_pause(self, delay: float) -> None:
+        """The pause after a connection that died at once; a driver that knows the next
+        one is already there (`_ready_again`) may end it early."""
+        await asyncio.sleep(delay)
+
     def _pause_reading(self) -> None:
         """Stop taking bytes from the device until `_resume_reading()`."""
 
@@ -165,10 +175,10 @@ class PipeTransport(Transport):
             self.status.set_state(TransportState.RECONNECTING, reason)
             logger.warning("%s: lost: %s; reconnecting", self.status.url, reason)
             await self._release()
-            if time.monotonic() - up_since >= STABLE_UP_S:
+            if time.monotonic() - up_since >= STABLE_UP_S or self._ready_again():
                 self._backoff.reset()
             else:
-                await asyncio.sleep(self._backoff.next_delay())
+                await self._backoff_pause(self._backoff.next_delay())
 
     async def _release(self) -> None:
         # `_disconnect()` must not raise; if a driver's does anyway, the

@@ -1,10 +1,20 @@
 """TCP drivers: the agent listens for its register; the register console connects.
 
 `TcpServerTransport` serves one register connection at a time. A second
-connection while one is served is closed at once and logged (with the peer's
-address), so a misconfigured second till cannot steal a lane. When the served
-register goes away the lane waits (RECONNECTING) for the next connection. If
-the port is busy the listener is retried with backoff.
+connection while one is served (the lane URL's `takeover=`):
+
+- `silent` (default): takes over from a connection that has sent no byte for
+  TAKEOVER_SILENT_S (a rebooted register leaves exactly such a half-open one behind),
+  else it is closed at once;
+- `newest`: always takes over (the register is the only one who knows it reconnected);
+- `never`: is closed at once.
+
+Takeovers and refusals are logged at WARNING with both peers. `allow=ADDR,...` in the
+URL refuses every other peer address. When the served register goes away the lane
+waits (RECONNECTING) for the next connection, without backoff when it is already there,
+and a write while a new connection is being adopted waits for it (ADOPT_WAIT_S): a
+register that reconnects at once gets its ACKs within R1. If the port is busy the
+listener is retried with backoff.
 
 A register PC that loses power leaves a connection that looks open forever and
 would keep the lane's only slot; TCP keepalive with short timers finds it dead
@@ -21,6 +31,8 @@ import contextlib
 import errno
 import logging
 import socket
+import time
+from collections.abc import Callable
 from typing import cast
 
 from agent.errors import TransportDownError, TransportError
@@ -36,6 +48,10 @@ KEEPALIVE_COUNT = 3  # unanswered probes before the kernel drops the connection
 CONNECT_TIMEOUT_S = 5.0  # client: one connection attempt
 # A write the peer does not drain for this long fails (the send buffer stays full).
 WRITE_STALL_S = 5.0
+TAKEOVER_SILENT_S = 3.0  # no byte for this long: a new connection may take the lane
+ADOPT_WAIT_S = 0.05  # a write waits this long at most for a new connection to come up
+REFUSAL_LOG_S = 60.0  # refusals of one peer are logged once per this
+REFUSALS_TRACKED = 256
 
 
 def _peer_text(transport: asyncio.BaseTransport) -> str:
@@ -68,7 +84,9 @@ class _Connection(asyncio.Protocol):
         self._owner = owner
         self.transport: asyncio.Transport | None = None
         self.peer = "?"
+        self.host = ""
         self.lost = False
+        self.last_rx = 0.0  # owner's clock: connect time, then each byte's arrival
         self._can_write: asyncio.Future[None] | None = None
         self._paused = False
 
@@ -76,6 +94,8 @@ class _Connection(asyncio.Protocol):
         # create_server/create_connection on stream sockets hand us an asyncio.Transport.
         self.transport = cast(asyncio.Transport, transport)
         self.peer = _peer_text(transport)
+        peer = transport.get_extra_info("peername")
+        self.host = str(peer[0]) if isinstance(peer, tuple) and peer else ""
         _set_keepalive(transport)
         self._owner._conn_made(self)
 
@@ -176,7 +196,8 @@ class TcpServerTransport(_TcpPipe):
     """The agent's side of a tcp:// lane: listen on host:port, serve one register at a time."""
 
     def __init__(
-        self, spec: TcpSpec, *, url: str | None = None, backoff: Backoff | None = None
+        self, spec: TcpSpec, *, url: str | None = None, backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         status = TransportStatus(
             url=url or f"tcp://{spec.host}:{spec.port}",
@@ -185,6 +206,11 @@ class TcpServerTransport(_TcpPipe):
         )
         super().__init__(status, backoff)
         self.spec = spec
+        self._clock = clock
+        self._refusals_logged: dict[str, float] = {}
+        self._adopted = asyncio.Event()  # set while `_up` is the slot's connection
+        self._filled = asyncio.Event()  # set when a connection takes the slot
+        self.takeovers = 0
         self._server: asyncio.Server | None = None
         self._slot: _Connection | None = None  # the one accepted, live connection
         self._arrived: asyncio.Future[None] | None = None
@@ -220,6 +246,57 @@ class TcpServerTransport(_TcpPipe):
         conn = self._slot
         self._up = conn
         self.status.detail["peer"] = conn.peer
+        self._adopted.set()
+
+    def _ready_again(self) -> bool:
+        return self._slot is not None and not self._slot.lost
+
+    async def _backoff_pause(self, delay: float) -> None:
+        # The backoff protects against a device that opens and dies in a loop; here the
+        # register decides when to connect, and one that is back must not wait for it.
+        if self._ready_again():
+            return
+        self._filled.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await self._filled.wait()
+
+    async def _disconnect(self) -> None:
+        self._adopted.clear()
+        await super()._disconnect()
+
+    async def write(self, data: bytes) -> None:
+        # A register that just reconnected (or took over) may send a frame before the
+        # supervisor has adopted its connection: its ACK waits for that, not for nothing.
+        if not self._adopted.is_set() and self._slot is not None and not self._slot.lost:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(ADOPT_WAIT_S):
+                    await self._adopted.wait()
+        await super().write(data)
+
+    def _refusal(self, peer: str, text: str, *args: object) -> None:
+        now = self._clock()
+        last = self._refusals_logged.get(peer)
+        level = logging.WARNING if last is None or now - last >= REFUSAL_LOG_S \
+            else logging.DEBUG
+        if level == logging.WARNING:
+            if len(self._refusals_logged) > REFUSALS_TRACKED:
+                self._refusals_logged.clear()
+            self._refusals_logged[peer] = now
+        logger.log(level, text, *args)
+
+    def _takes_over(self, old: _Connection) -> str | None:
+        """Why a new connection takes the lane from `old`, or None when it does not."""
+        match self.spec.takeover:
+            case "newest":
+                return "a newer connection wins (takeover=newest)"
+            case "silent":
+                silent = self._clock() - old.last_rx
+                if silent >= TAKEOVER_SILENT_S:
+                    return f"it sent nothing for {silent:.0f} s"
+                return None
+            case _:
+                return None
 
     async def _listen(self) -> None:
         loop = asyncio.get_running_loop()
@@ -249,15 +326,31 @@ class TcpServerTransport(_TcpPipe):
                     self.status.detail["listen"])
 
     def _conn_made(self, conn: _Connection) -> None:
-        if self._closed or (self._slot is not None and not self._slot.lost):
-            serving = self._slot.peer if self._slot is not None else "nobody (closing)"
-            logger.warning(
-                "%s: refused a second register connection from %s: this lane already serves %s",
-                self.status.url, conn.peer, serving,
-            )
+        conn.last_rx = self._clock()
+        if self.spec.allow and conn.host.removeprefix("::ffff:") not in self.spec.allow:
+            self._refusal(conn.host, "%s: refused a register connection from %s: not in "
+                          "allow=%s", self.status.url, conn.peer, ",".join(self.spec.allow))
             conn.abort()
             return
+        old = self._slot
+        if self._closed or (old is not None and not old.lost):
+            why = self._takes_over(old) if old is not None and not self._closed else None
+            if old is None or why is None:
+                serving = old.peer if old is not None else "nobody (closing)"
+                self._refusal(
+                    conn.host, "%s: refused a second register connection from %s: this "
+                    "lane already serves %s", self.status.url, conn.peer, serving)
+                conn.abort()
+                return
+            logger.warning("%s: register connection from %s takes over the lane from %s "
+                           "(%s)", self.status.url, conn.peer, old.peer, why)
+            self.takeovers += 1
+            self._slot = conn
+            self._filled.set()
+            old.abort()  # its connection_lost ends the served link; `conn` is adopted next
+            return
         self._slot = conn
+        self._filled.set()
         logger.info("%s: register connected from %s", self.status.url, conn.peer)
         if self._arrived is not None and not self._arrived.done():
             self._arrived.set_result(None)
@@ -265,6 +358,7 @@ class TcpServerTransport(_TcpPipe):
     def _conn_data(self, conn: _Connection, data: bytes) -> None:
         # Bytes from the accepted connection count even in the instant before
         # the supervisor reports it UP.
+        conn.last_rx = self._clock()
         if conn is self._slot:
             self._feed(data)
 

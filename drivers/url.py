@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import enum
+import ipaddress
 import math
 import re
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ class UsbSpec:
 class TcpSpec:
     host: str
     port: int
+    allow: tuple[str, ...] = ()  # `allow=ADDR,...`: only these peers; () = any
+    takeover: str = "silent"  # `takeover=silent|newest|never`: who wins a second connection
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,10 +129,15 @@ def parse_link_url(url: str, key: str = "link") -> LinkSpec:
             host, port = parts.hostname, parts.port
         except ValueError:
             host, port = None, None
+        allow = _allow(query.pop("allow", ""), key, problems)
+        takeover = query.pop("takeover", "silent")
+        if takeover not in TAKEOVER_MODES:
+            problems.append(f"{key}: takeover must be one of {', '.join(TAKEOVER_MODES)} "
+                            f"(got {takeover!r})")
         if not host or port is None or not 0 < port < 65536:
             problems.append(f"{key}: TCP URL must be tcp://HOST:PORT (got {url!r})")
         else:
-            target = TcpSpec(host=host, port=port)
+            target = TcpSpec(host=host, port=port, allow=allow, takeover=takeover)
     else:
         close = difflib.get_close_matches(parts.scheme, LINK_SCHEMES, n=1)
         hint = f"did you mean {close[0]}://? " if close else ""
@@ -171,6 +179,20 @@ def _timings(query: dict[str, str], key: str, problems: list[str]) -> LinkTiming
         problems.append(f"{key}: frame_gap_s must be a number of seconds in 0.01–60")
         gap = defaults.frame_gap_s
     return LinkTimings(ack_timeout_s=ack, retries=retries, frame_gap_s=gap)
+
+
+TAKEOVER_MODES = ("silent", "newest", "never")
+
+
+def _allow(text: str, key: str, problems: list[str]) -> tuple[str, ...]:
+    """`allow=ADDR,...`: IP addresses (normalised); empty when not given."""
+    addresses: list[str] = []
+    for item in (part.strip() for part in text.split(",") if part.strip()):
+        try:
+            addresses.append(str(ipaddress.ip_address(item.strip("[]"))))
+        except ValueError:
+            problems.append(f"{key}: allow must list IP addresses (got {item!r})")
+    return tuple(addresses)
 
 
 def _int(text: str) -> int | None:

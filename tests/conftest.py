@@ -1,4 +1,6 @@
-"""Suite-wide fixtures. The lingering-task check fails any async test that leaves work behind."""
+"""Suite-wide fixtures. The lingering check fails any async test that leaves work behind:
+tasks still running, or timers (`loop.call_later`) still scheduled — a `Link` gap timer or
+a retry that would fire after the test has gone."""
 
 from __future__ import annotations
 
@@ -8,9 +10,16 @@ from collections.abc import AsyncIterator
 import pytest
 
 
+def _timers(loop: asyncio.AbstractEventLoop) -> set[asyncio.TimerHandle]:
+    scheduled: list[asyncio.TimerHandle] = getattr(loop, "_scheduled", [])
+    return {t for t in scheduled if not t.cancelled()}
+
+
 @pytest.fixture(autouse=True)
 async def _no_lingering_tasks() -> AsyncIterator[None]:
+    loop = asyncio.get_running_loop()
     before = asyncio.all_tasks()
+    timers_before = _timers(loop)
     yield
     current = asyncio.current_task()
     # Let callbacks scheduled by the test's own teardown run before judging.
@@ -23,3 +32,9 @@ async def _no_lingering_tasks() -> AsyncIterator[None]:
         await asyncio.gather(*lingering, return_exceptions=True)
         names = ", ".join(sorted(t.get_name() + ":" + repr(t.get_coro()) for t in lingering))
         pytest.fail(f"test left {len(lingering)} task(s) running: {names}")
+    timers = _timers(loop) - timers_before
+    if timers:
+        for timer in timers:
+            timer.cancel()
+        names = ", ".join(sorted(repr(t) for t in timers))
+        pytest.fail(f"test left {len(timers)} timer(s) scheduled: {names}")

@@ -18,7 +18,7 @@ from agent.logs import LOG_LEVELS, RedactingFilter, _Formatter, current_level, s
 from agent.sim.register import console, repl
 
 # The operator contract's commands (architecture.md), each with its own --help.
-COMMANDS = ("run", "check-config", "demo", "emulator", "register", "certify",
+COMMANDS = ("run", "check-config", "check-journal", "demo", "emulator", "register", "certify",
             "hash-password", "ports", "version")
 
 

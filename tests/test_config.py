@@ -94,6 +94,76 @@ def test_merchant_key_file_rules(tmp_path: Path) -> None:
         load_merchant_key(str(key))
 
 
+@pytest.mark.parametrize("mode", [0o640, 0o644, 0o660, 0o604, 0o700, 0o200])
+def test_key_file_mode_must_be_600_or_400(tmp_path: Path, mode: int) -> None:
+    key = tmp_path / "merchant.key"
+    key.write_text("ABCDEFGHIJKLMNOP\n")
+    os.chmod(key, mode)
+    with pytest.raises(SecretError, match=f"mode {mode:04o}; it must be 0600 or 0400"):
+        load_merchant_key(str(key))
+    os.chmod(key, 0o400)
+    assert load_merchant_key(str(key)).secret_bytes == b"ABCDEFGHIJKLMNOP"
+
+
+def test_key_file_symlink_is_refused_unread(tmp_path: Path) -> None:
+    link = tmp_path / "merchant.key"
+    link.symlink_to("/etc/shadow")
+    with pytest.raises(SecretError, match="symbolic link") as info:
+        load_merchant_key(str(link))
+    assert "characters" not in str(info.value)  # nothing about the target's length
+
+
+def test_key_file_owner_must_be_root_or_the_agent(tmp_path: Path) -> None:
+    key = tmp_path / "merchant.key"
+    key.write_text("ABCDEFGHIJKLMNOP")
+    os.chmod(key, 0o600)
+    stranger = 54321
+    if os.geteuid() == 0:
+        os.chown(key, stranger, -1)
+        with pytest.raises(SecretError, match="owned by uid 54321"):
+            load_merchant_key(str(key), uid=1000)
+    # The agent's own user may own it.
+    assert load_merchant_key(str(key), uid=os.stat(key).st_uid).secret_bytes \
+        == b"ABCDEFGHIJKLMNOP"
+
+
+def test_huge_key_file_is_refused_without_reading_it(tmp_path: Path) -> None:
+    import resource
+
+    key = tmp_path / "merchant.key"
+    with key.open("wb") as f:
+        f.truncate(200 * 1024 * 1024)  # 200 MB (sparse)
+    os.chmod(key, 0o600)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(SecretError, match="larger than a key"):
+        load_merchant_key(str(key))
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before < 10_000  # KiB
+
+
+def test_key_fifo_and_directory_are_refused(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo, 0o600)
+    with pytest.raises(SecretError, match="not a regular file"):
+        load_merchant_key(str(fifo))  # never blocks waiting for a writer
+    with pytest.raises(SecretError, match="not a regular file"):
+        load_merchant_key(str(tmp_path))
+
+
+def test_check_config_gives_the_same_rule(tmp_path: Path,
+                                          capsys: pytest.CaptureFixture[str]) -> None:
+    import argparse
+
+    from agent.checkconfig import check_config_main
+
+    key = tmp_path / "merchant.key"
+    key.write_text("ABCDEFGHIJKLMNOP")
+    os.chmod(key, 0o640)
+    config = tmp_path / "edc-agent.toml"
+    config.write_text(f'[paytm]\nmid = "M"\nmerchant_key_file = "{key}"\n')
+    assert check_config_main(argparse.Namespace(config=str(config))) == 1
+    assert "mode 0640; it must be 0600 or 0400" in capsys.readouterr().err
+
+
 def test_systemd_credential_wins(tmp_path: Path) -> None:
     cred = tmp_path / "creds"
     cred.mkdir()

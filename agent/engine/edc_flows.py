@@ -16,6 +16,7 @@ from typing import Protocol
 
 from agent.config import Config
 from agent.engine import polling
+from agent.engine.clock import NotFoundRuns
 from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Ledger, Refusal, amount_warning
 from agent.engine.reporter import LanePort, Reporter
 from agent.engine.results import (
@@ -73,6 +74,7 @@ class EdcFlows:
         self._client = client
         self._now = now
         self._elapsed = elapsed
+        self._not_found = NotFoundRuns()
         self._follow = follow
 
     # -- sale -----------------------------------------------------------------------------
@@ -323,6 +325,8 @@ class EdcFlows:
 
     async def on_status(self, record: TxnRecord, answer: StatusAnswer) -> None:
         reporter = self._reporter
+        if answer.state is not StatusState.NOT_FOUND:
+            self._not_found.other(record.row_id)
         match answer.state:
             case StatusState.SUCCESS:
                 warning = amount_warning(record, answer.amount)
@@ -342,7 +346,8 @@ class EdcFlows:
                                                                       answer.message),
                                                       payment_dict(answer.payment)))
             case StatusState.NOT_FOUND:
-                if self._elapsed(record) >= self._config.polling.not_found_grace_s:
+                if self._not_found.answered(record.row_id, self._elapsed(record),
+                                            self._config.polling.not_found_grace_s):
                     await reporter.finish(record, Outcome("failed", NOT_RECEIVED_CODE,
                                                           NOT_RECEIVED_MESSAGE, {}))
                 else:

@@ -33,6 +33,7 @@ from typing import Protocol, assert_never
 from agent import __version__
 from agent.config import Config
 from agent.engine import polling
+from agent.engine.clock import ClockWatch, MoneyClock
 from agent.engine.edc_flows import EdcCalls, EdcFlows
 from agent.engine.ledger import Ledger
 from agent.engine.pg_flows import PgCalls, PgFlows
@@ -59,6 +60,9 @@ from agent.register.messages import (
 )
 
 log = logging.getLogger(__name__)
+
+CLOCK_TICK_S = 1.0  # how often the wall clock is compared with the monotonic clock
+ELAPSED_SAVE_S = 30.0  # how often followed rows' elapsed times are saved (and at stop)
 
 __all__ = ["CloudHealth", "Engine", "LanePort", "Reply"]
 
@@ -91,18 +95,22 @@ class Engine:
         pg: PgCalls | None = None,
         health: CloudHealth | None = None,
         wall: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config = config
         self.journal = journal
         self.health = health if health is not None else CloudHealth()
         self._wall = wall
+        self.money_clock = MoneyClock(mono)
+        self.clock_watch = ClockWatch(wall, mono)
+        self._ticker: asyncio.Task[None] | None = None
         self._lanes: dict[str, LanePort] = {}
         self._pollers: dict[int, asyncio.Task[None]] = {}
         self._wake: dict[int, asyncio.Event] = {}
         self._checked: dict[int, asyncio.Event] = {}  # set when a row's next check is done
         self._handlers: set[asyncio.Task[None]] = set()
         self._stopping = False
-        self.ledger = Ledger(journal)
+        self.ledger = Ledger(journal, on_sent=self._sent)
         self.reporter = Reporter(config, journal, self.ledger, self._lanes, self.now,
                                  self.start_poller)
         self._edc = EdcFlows(config, journal, self.ledger, self.reporter, edc, now=self.now,
@@ -111,6 +119,34 @@ class Engine:
                            elapsed=self.elapsed, follow=self.start_poller)
 
     # -- lifecycle --------------------------------------------------------------------
+
+    def _sent(self, record: TxnRecord) -> None:
+        """`sending` is committed: the row's money clock starts now (again, if re-sent)."""
+        self.money_clock.forget(record.row_id)
+        self.money_clock.start(record.row_id)
+
+    def start_ticker(self) -> None:
+        """The clock watch and the periodic save of elapsed times (`Agent.start`)."""
+        if self._ticker is None:
+            self._ticker = asyncio.create_task(self._tick(), name="clock watch")
+
+    async def _tick(self) -> None:
+        saved = 0.0
+        while True:
+            await asyncio.sleep(CLOCK_TICK_S)
+            self.clock_watch.check()
+            self.journal.check_identity()  # deleted or replaced: noticed without a write
+            saved += CLOCK_TICK_S
+            if saved >= ELAPSED_SAVE_S:
+                saved = 0.0
+                try:
+                    await self.save_elapsed()
+                except (JournalError, OSError) as exc:
+                    log.error("cannot save the elapsed times of followed rows: %s", exc)
+
+    async def save_elapsed(self) -> None:
+        """Persist the monotonic elapsed time of every followed row (one commit)."""
+        await self.journal.save_elapsed(self.money_clock.snapshot(list(self._pollers)))
 
     def attach(self, lane: LanePort) -> None:
         self._lanes[lane.name] = lane
@@ -122,6 +158,9 @@ class Engine:
         sending the Sale again. Undelivered results are queued for their lanes.
         """
         for record in self.journal.not_final():
+            # Continue the row's money clock from what the last run saved (never from a
+            # wall-clock difference: the PC's clock may have been set while stopped).
+            self.money_clock.start(record.row_id, record.elapsed_s)
             if record.state is TxnState.RECEIVED:
                 # Journaled but never marked sending: provably never left. Close it so the
                 # register may send it again.
@@ -144,6 +183,14 @@ class Engine:
     async def stop(self) -> None:
         """Stop work; the journal holds everything needed to resume on the next start."""
         self._stopping = True
+        if self._ticker is not None:
+            self._ticker.cancel()
+            await asyncio.gather(self._ticker, return_exceptions=True)
+            self._ticker = None
+        try:
+            await self.save_elapsed()  # the next start continues each row's clock from here
+        except (JournalError, OSError) as exc:
+            log.error("cannot save the elapsed times of followed rows: %s", exc)
         tasks = [*self._pollers.values(), *self._handlers]
         for task in tasks:
             task.cancel()
@@ -172,8 +219,8 @@ class Engine:
         return self.ledger.history(record)
 
     def elapsed(self, record: TxnRecord) -> float:
-        start = record.sent_at if record.sent_at is not None else record.created_at
-        return max(0.0, self._wall() - start)
+        """Seconds since `sending` on the monotonic clock (persisted across restarts)."""
+        return self.money_clock.elapsed(record)
 
     # -- requests -------------------------------------------------------------------------
 
@@ -286,6 +333,8 @@ class Engine:
 
         def done(t: asyncio.Task[None], row_id: int = record.row_id) -> None:
             self._pollers.pop(row_id, None)
+            if not self._stopping:
+                self.money_clock.forget(row_id)
             self._wake.pop(row_id, None)
             checked = self._checked.pop(row_id, None)
             if checked is not None:

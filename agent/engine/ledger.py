@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -85,6 +85,8 @@ class Claim:
             self.release()
             raise
         self.record = record
+        if self._ledger._on_sent is not None:
+            self._ledger._on_sent(record)
         # The journal now shows the row: the opening is over, the terminal stays held.
         self._ledger._opened(self)
         return record
@@ -98,8 +100,10 @@ class Claim:
 
 
 class Ledger:
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal,
+                 on_sent: Callable[[TxnRecord], None] | None = None) -> None:
         self._journal = journal
+        self._on_sent = on_sent  # called once `sending` is committed (the money clock)
         self._terminals: dict[str, str] = {}  # terminal id → txn of the sale/void holding it
         self._holders: dict[str, Kind] = {}  # terminal id → the holder's kind
         self._opening: dict[tuple[Kind, str], Claim] = {}  # claims not yet `sending`

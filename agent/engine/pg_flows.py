@@ -25,6 +25,7 @@ from typing import Protocol
 
 from agent.config import Config
 from agent.engine import polling
+from agent.engine.clock import NotFoundRuns
 from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Ledger, Refusal, amount_warning
 from agent.engine.reporter import LanePort, Reporter
 from agent.engine.results import UNKNOWN_MESSAGE, Outcome, request_fields
@@ -91,6 +92,7 @@ class PgFlows:
         self._client = client
         self._now = now
         self._elapsed = elapsed
+        self._not_found = NotFoundRuns()
         self._follow = follow
 
     @property
@@ -245,7 +247,10 @@ class PgFlows:
         expiry = parse_paytm(str(request_fields(record).get("expiry", "")))
         if expiry is None:
             return 0.0
-        return (self._now() - expiry).total_seconds()
+        # The link's lifetime as it was when sent (two wall readings of one moment), then
+        # measured on the money clock: a wall-clock jump cannot expire a live link.
+        sent = record.sent_at if record.sent_at is not None else record.created_at
+        return self._elapsed(record) - (expiry.timestamp() - sent)
 
     # -- refund ---------------------------------------------------------------------------
 
@@ -419,6 +424,8 @@ class PgFlows:
 
     async def _on_refund_status(self, record: TxnRecord, answer: RefundStatusAnswer) -> None:
         reporter = self._reporter
+        if answer.state is not RefundState.NOT_FOUND:
+            self._not_found.other(record.row_id)
         match answer.state:
             case RefundState.SUCCESS:
                 payment = {"paytm_txn_id": answer.refund_id} if answer.refund_id else {}
@@ -429,8 +436,9 @@ class PgFlows:
                     "failed", answer.code,
                     answer.reject_message or cashier_message(REFUND_CODES, answer.code,
                                                              answer.message), {}))
-            case RefundState.NOT_FOUND if self._elapsed(record) >= \
-                    self._config.polling.not_found_grace_s:
+            case RefundState.NOT_FOUND if self._not_found.answered(
+                    record.row_id, self._elapsed(record),
+                    self._config.polling.not_found_grace_s):
                 await reporter.finish(record, Outcome("failed", answer.code or "631",
                                                       "Refund not received by Paytm", {}))
             case _:

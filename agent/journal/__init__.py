@@ -12,7 +12,7 @@ from agent.journal.records import (
     TxnState,
     transition_allowed,
 )
-from agent.journal.store import Journal, JournalHealth
+from agent.journal.store import Journal, JournalCorruptError, JournalHealth
 
 __all__ = [
     "FINAL_STATES",
@@ -20,6 +20,7 @@ __all__ = [
     "TRANSITIONS",
     "EventRecord",
     "Journal",
+    "JournalCorruptError",
     "JournalError",
     "JournalHealth",
     "JournalReader",

@@ -28,7 +28,7 @@ BUSY_TIMEOUT_S = 5.0  # another process (a technician's sqlite3 shell) may hold 
 
 TXN_COLUMNS = (
     "id, kind, txn, lane, tid, amount, parent, state, request, txn_time, created_at, "
-    "updated_at, sent_at, code, message, reply, payment, not_sent"
+    "updated_at, sent_at, code, message, reply, payment, not_sent, elapsed_s"
 )
 _OUTBOX_COLUMNS = "id, txn_row, lane, payload, created_at, delivered_at, superseded"
 
@@ -43,6 +43,23 @@ def connect_reader(path: str) -> sqlite3.Connection:
                          check_same_thread=False)
     db.execute("PRAGMA query_only=ON")
     return db
+
+
+def integrity_problems(path: str) -> list[str]:
+    """SQLite's full `integrity_check` of the file at `path` through a read-only
+    connection; an empty list when it is sound."""
+    try:
+        db = connect_reader(path)
+    except sqlite3.Error as exc:
+        return [str(exc)]
+    try:
+        rows = db.execute("PRAGMA integrity_check").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return [str(exc)]
+    finally:
+        db.close()
+    problems = [str(r[0]) for r in rows]
+    return [] if problems == ["ok"] else problems
 
 
 class JournalReader:
@@ -242,7 +259,7 @@ def txn_record(row: tuple[Any, ...]) -> TxnRecord:
         request=str(row[8]), txn_time=str(row[9]), created_at=float(row[10]),
         updated_at=float(row[11]), sent_at=None if row[12] is None else float(row[12]),
         code=str(row[13]), message=str(row[14]), reply=str(row[15]), payment=str(row[16]),
-        not_sent=bool(row[17]),
+        not_sent=bool(row[17]), elapsed_s=float(row[18]),
     )
 
 

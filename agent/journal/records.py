@@ -53,6 +53,7 @@ class TxnRecord:
     reply: str  # the final reply sent to the register (result or error JSON without id/re)
     payment: str  # payment details JSON from Paytm ("" when none)
     not_sent: bool  # final only because the request provably never reached Paytm
+    elapsed_s: float = 0.0  # monotonic seconds since `sending`, as of the last save
 
     @property
     def is_final(self) -> bool:

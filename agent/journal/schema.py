@@ -6,7 +6,7 @@ with `sqlite3 journal.db 'PRAGMA user_version'`.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -62,5 +62,11 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX txns_kind_created_state ON txns (kind, created_at, state)",
         "CREATE INDEX txns_kind_lane_state ON txns (kind, lane, state)",
         "CREATE INDEX txns_lane_state ON txns (lane, state)",
+    ),
+    # Money timing on the monotonic clock: the elapsed seconds since `sending` as of the
+    # last save, so a restart continues the grace and the schedule (never a wall-clock
+    # difference: an NTP jump cannot age a sale).
+    3: (
+        "ALTER TABLE txns ADD COLUMN elapsed_s REAL NOT NULL DEFAULT 0",
     ),
 }

@@ -18,7 +18,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sqlite3
+import stat
+import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
@@ -32,6 +35,7 @@ from agent.journal.reader import (
     JournalError,
     JournalReader,
     connect_reader,
+    integrity_problems,
     outbox_record,
     txn_record,
 )
@@ -48,8 +52,12 @@ from agent.journal.writer import Writer, WriterStats
 log = logging.getLogger(__name__)
 
 LATENCY_SAMPLES = 256
+PROBLEMS_NAMED = 3  # of SQLite's findings, in the one CRITICAL line
+QUICK_CHECK = "quick_check"  # at every start: page structure, O(size), no index cross-check
+RECOVER_HINT = ("restore the last backup of the journal (docs/install.md, \"Recovering the "
+                "journal\") and start the agent again")
 
-__all__ = ["Journal", "JournalError", "JournalHealth", "Kind"]
+__all__ = ["Journal", "JournalCorruptError", "JournalError", "JournalHealth", "Kind"]
 
 
 @dataclass(slots=True)
@@ -87,6 +95,8 @@ class Journal(JournalReader):
         self._commit_observers: list[Callable[[list[float]], None]] = []
         if path_text == ":memory:":
             raise JournalError("the journal needs a file: a reader and the writer share it")
+        _check_existing(path_text)
+        writer_db: sqlite3.Connection | None = None
         try:
             Path(path_text).parent.mkdir(parents=True, exist_ok=True)
             writer_db = sqlite3.connect(path_text, timeout=BUSY_TIMEOUT_S,
@@ -94,15 +104,67 @@ class Journal(JournalReader):
             writer_db.execute("PRAGMA journal_mode=WAL")
             writer_db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             writer_db.execute("PRAGMA foreign_keys=ON")
+            _integrity(writer_db, path_text, QUICK_CHECK)
             _migrate(writer_db, path_text)
             reader_db = connect_reader(path_text)
-        except (sqlite3.Error, OSError) as exc:
+            info = os.stat(path_text)
+        except (sqlite3.OperationalError, OSError) as exc:  # cannot open: not damage
+            if writer_db is not None:
+                writer_db.close()
             raise JournalError(f"cannot open journal {path_text!r}: {exc}") from exc
+        except sqlite3.DatabaseError as exc:  # "file is not a database", "malformed"
+            if writer_db is not None:
+                writer_db.close()
+            raise JournalCorruptError(path_text, str(exc)) from None
+        except sqlite3.Error as exc:
+            if writer_db is not None:
+                writer_db.close()
+            raise JournalError(f"cannot open journal {path_text!r}: {exc}") from exc
+        # The file's identity: a journal deleted or replaced under the running agent is
+        # noticed before the next commit (which would go to a file nobody will read).
+        self._identity = (info.st_dev, info.st_ino)
+        self._identity_error = ""
+        self._identity_lock = threading.Lock()
         super().__init__(path_text, reader_db)
         self._writer = Writer(writer_db, on_commit=self._committed, on_failure=self._failed,
-                              notify=self._notify)
+                              notify=self._notify, guard=self.check_identity)
 
     # -- lifecycle --------------------------------------------------------------------
+
+    def check_identity(self) -> str | None:
+        """None while the path still names the file opened at start, else why not.
+
+        Sticky: once the file was deleted or replaced, every later commit is refused
+        until the agent is restarted (with the journal restored from a backup)."""
+        with self._identity_lock:  # the writer thread and the loop both ask
+            return self._check_identity()
+
+    def _check_identity(self) -> str | None:
+        if self._identity_error:
+            return self._identity_error
+        try:
+            info = os.stat(self.path)
+            why = None if (info.st_dev, info.st_ino) == self._identity else "replaced"
+        except FileNotFoundError:
+            why = "deleted"
+        except OSError as exc:
+            why = f"unreadable ({exc.strerror})"
+        if why is None:
+            return None
+        self._identity_error = (
+            f"journal file {self.path!r} was {why} while the agent was running: nothing more "
+            f"is written (it would be lost), new sales are refused; {RECOVER_HINT}")
+        self.health.ok = False
+        self.health.error = self._identity_error
+        self.health.error_at = self._clock()
+        self.health.failures += 1
+        log.critical("%s", self._identity_error)
+        return self._identity_error
+
+    def integrity_problems(self) -> list[str]:
+        """SQLite's full `integrity_check` (on demand: `edc-agent check-journal`); an
+        empty list when the file is sound. Reads only, on a connection of its own."""
+        return integrity_problems(self.path)
 
     def reader(self) -> JournalReader:
         """A reader of its own (the technician page's): its queries never share a lane's."""
@@ -140,6 +202,8 @@ class Journal(JournalReader):
     def _committed(self, seconds: float, waits: list[float]) -> None:
         # Writer thread. deque.append is atomic; the flags are plain stores.
         self.commit_seconds.append(seconds)
+        if self._identity_error:
+            return
         self.write_latency.extend(waits)
         if not self.health.ok:
             log.warning("journal %s commits again after: %s", self.path, self.health.error)
@@ -232,7 +296,7 @@ class Journal(JournalReader):
         sets = ["state=?", "updated_at=?"]
         args: list[Any] = [state.value, now]
         if state is TxnState.SENDING:
-            sets.append("sent_at=?")
+            sets.extend(("sent_at=?", "elapsed_s=0"))
             args.append(now)
         for column, value in (("code", code), ("message", message), ("lane", lane)):
             if value is not None:
@@ -256,6 +320,19 @@ class Journal(JournalReader):
 
         record: TxnRecord = await self._run(op)
         return record
+
+    async def save_elapsed(self, elapsed: dict[int, float]) -> None:
+        """Persist each row's monotonic seconds since `sending` (one commit for all), so a
+        restart continues its grace and schedule from there."""
+        if not elapsed:
+            return
+        values = [(seconds, row_id) for row_id, seconds in elapsed.items()]
+
+        def op(db: sqlite3.Connection) -> tuple[None, list[tuple[str, int]]]:
+            db.executemany("UPDATE txns SET elapsed_s=? WHERE id=?", values)
+            return None, []
+
+        await self._run(op)
 
     async def note(self, row_id: int, detail: str, code: str = "") -> None:
         """Append an event without changing state (a poll answer, a retry, a refusal)."""
@@ -325,6 +402,46 @@ class Journal(JournalReader):
             return None, [("delivered", int(row[0]))]
 
         await self._run(op)
+
+
+class JournalCorruptError(JournalError):
+    """The journal file is not a sound SQLite database (damaged pages, not a journal)."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        self.path = path
+        super().__init__(
+            f"journal {path!r} is corrupt ({detail}); stop the agent, move the file aside "
+            f"(keep it for the vendor) and {RECOVER_HINT}")
+
+
+def _check_existing(path: str) -> None:
+    """An existing journal must be a readable, non-empty file: never a silent fresh start."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError:
+        return  # a new installation: the journal is created
+    except OSError as exc:
+        raise JournalError(f"journal {path!r} cannot be read: {exc.strerror}") from None
+    if not stat.S_ISREG(info.st_mode):
+        raise JournalError(f"journal {path!r} is not a regular file")
+    if info.st_size == 0:
+        raise JournalError(
+            f"journal {path!r} is empty (0 bytes): the transactions it held are gone, and "
+            "starting fresh would forget which sales may have reached Paytm; "
+            f"{RECOVER_HINT}, or delete the empty file to start a new journal on purpose")
+    try:
+        with open(path, "rb") as f:
+            f.read(1)
+    except OSError as exc:
+        raise JournalError(f"journal {path!r} cannot be read: {exc.strerror}") from None
+
+
+def _integrity(db: sqlite3.Connection, path: str, check: str) -> None:
+    rows = db.execute(f"PRAGMA {check}").fetchall()
+    problems = [str(r[0]) for r in rows]
+    if problems != ["ok"]:
+        detail = " ".join("; ".join(problems[:PROBLEMS_NAMED]).split())  # one line
+        raise JournalCorruptError(path, detail)
 
 
 def _migrate(db: sqlite3.Connection, path: str) -> None:

@@ -71,8 +71,10 @@ class Writer:
         on_commit: Callable[[float, list[float]], None],
         on_failure: Callable[[str], None],
         notify: Callable[[list[tuple[str, int]], list[float]], None],
+        guard: Callable[[], str | None] | None = None,
     ) -> None:
         self._db = db
+        self._guard = guard  # before each batch: None, or why nothing may be committed
         self._queue: queue.SimpleQueue[_Step | None] = queue.SimpleQueue()
         self._on_commit = on_commit  # (commit seconds, each step's wait) — writer thread
         self._on_failure = on_failure  # writer thread
@@ -135,6 +137,11 @@ class Writer:
         # A step alone needs no savepoint: if it is refused, the transaction holds nothing
         # else and is rolled back whole (three statements fewer on the common path).
         alone = len(batch) == 1
+        refused = self._guard() if self._guard is not None else None
+        if refused is not None:
+            self.stats.failed_commits += 1
+            _settle(batch, [(False, JournalError(refused), [])] * len(batch), None, [])
+            return
         try:
             db.execute("BEGIN IMMEDIATE")
             for step in batch:

@@ -13,8 +13,10 @@ Decoding order, so the code of an `error` is predictable (§3, §4):
    of range → INVALID_FIELD with `field` naming it.
 `re` is set whenever the payload is a JSON object whose `id` is a valid id (1-36 characters
 of A-Z a-z 0-9 _ -), even if `v` or `type` is wrong; an `id` that breaks the rule is not
-echoed. A key given twice counts with its last value (as `json.loads` keeps it), in
-`decode_*` and `message_id` alike. `NaN`/`Infinity` are not JSON. Bytes outside ASCII are
+echoed. A key given twice anywhere in the message (top level or nested) is INVALID_MESSAGE
+naming the key: `"amount":"100","amount":"999999"` must never reach Paytm as either
+value; `re` is still set unless `id` itself is the repeated key, and `message_id`
+returns None only then. `NaN`/`Infinity` are not JSON. Bytes outside ASCII are
 INVALID_MESSAGE; the link layer already refuses anything outside 0x20-0x7E (R2).
 """
 
@@ -66,18 +68,60 @@ def _reject_constant(name: str) -> NoReturn:
     raise ValueError(f"{name} is not JSON")
 
 
-def _load(payload: bytes) -> object:
-    """`json.loads`, with every way it can fail turned into INVALID_MESSAGE."""
+class _Pairs:
+    """`object_pairs_hook` that builds dicts and remembers the first repeated key."""
+
+    def __init__(self) -> None:
+        self.repeated: str | None = None
+
+    def __call__(self, pairs: list[tuple[str, object]]) -> dict[str, object]:
+        obj: dict[str, object] = {}
+        for key, value in pairs:
+            if key in obj and self.repeated is None:
+                self.repeated = key
+            obj[key] = value
+        return obj
+
+
+def _parse(payload: bytes) -> tuple[object, str | None]:
+    """`json.loads` and the first key given twice in any object (None when none)."""
     try:
         text = payload.decode("ascii")
     except UnicodeDecodeError:
         raise MessageError(ErrorCode.INVALID_MESSAGE, "payload is not ASCII") from None
+    pairs = _Pairs()
     try:
-        return json.loads(text, parse_constant=_reject_constant)
+        obj = json.loads(text, parse_constant=_reject_constant, object_pairs_hook=pairs)
     except RecursionError:
         raise MessageError(ErrorCode.INVALID_MESSAGE, "JSON nested too deeply") from None
     except ValueError:  # JSONDecodeError, NaN, integers longer than Python's digit limit
         raise MessageError(ErrorCode.INVALID_MESSAGE, "payload is not JSON") from None
+    return obj, pairs.repeated
+
+
+def _top_id_repeated(payload: bytes) -> bool:
+    """Whether the top-level object itself has `id` twice (then no `re` can be trusted)."""
+    seen: list[int] = []
+
+    def hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        seen.append(sum(1 for key, _ in pairs if key == "id"))
+        return dict(pairs)
+
+    json.loads(payload.decode("ascii"), object_pairs_hook=hook)
+    return bool(seen) and seen[-1] > 1  # the top-level object is completed last
+
+
+def _load(payload: bytes) -> object:
+    """`json.loads`, with every way it can fail turned into INVALID_MESSAGE."""
+    obj, repeated = _parse(payload)
+    if repeated is not None:
+        re = None
+        if isinstance(obj, dict) and not _top_id_repeated(payload):
+            raw_id = obj.get("id")
+            re = raw_id if isinstance(raw_id, str) and fields.is_message_id(raw_id) else None
+        raise MessageError(ErrorCode.INVALID_MESSAGE,
+                           fields.clip(f"key {repeated!r} appears twice"), re=re)
+    return obj
 
 
 def _envelope(payload: bytes) -> tuple[dict[str, object], str, str]:
@@ -146,8 +190,8 @@ def message_id(payload: bytes) -> str | None:
     """The valid `id` of a JSON object payload, else None. Never raises (R7 on garbage)."""
     try:
         obj = _load(payload)
-    except MessageError:
-        return None
+    except MessageError as exc:
+        return exc.re  # a repeated key: the id, unless `id` is the repeated key
     if not isinstance(obj, dict):
         return None
     value = obj.get("id")

@@ -21,8 +21,8 @@ from urllib.parse import urlencode
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-from agent.logs import RECENT, SECRETS, RecentLines
-from agent.passwords import verify_password
+from agent.listener import BODY_TIMEOUT_S
+from agent.logs import RECENT, SECRETS, RecentLines, Throttle
 from agent.web import api
 from agent.web.context import CTX, CallWatch, WebContext, ctx_of
 from agent.web.events import EventHub
@@ -60,6 +60,7 @@ log = logging.getLogger(__name__)
 MAX_BODY_BYTES = 16 * 1024  # the largest form is a password and a token
 STATIC_FILES = {"app.css": "text/css", "app.js": "text/javascript",
                 "icon.svg": "image/svg+xml"}
+_REFUSAL_LOG = Throttle()  # refused Host/Origin: one line per client and minute
 OPEN_PATHS = frozenset({"/login", "/healthz", "/favicon.ico"})  # reachable without a login, always
 
 
@@ -220,7 +221,7 @@ def error_response(request: web.Request, status: int, message: str) -> web.Respo
         return web.Response(text=message + "\n", status=status)
     titles = {400: "Bad request", 401: "Log in first", 403: "Not allowed", 404: "Not found",
               405: "Not allowed", 413: "Too large", 429: "Too many attempts",
-              500: "Internal error", 503: "Unavailable"}
+              408: "Too slow", 421: "Wrong address", 500: "Internal error", 503: "Unavailable"}
     body = tag("p", message, class_="flash flash-fail") + tag(
         "p", tag("a", "Back to the overview", href="/"))
     return page(ctx_of(request), request, title=titles.get(status, f"Error {status}"),
@@ -230,11 +231,29 @@ def error_response(request: web.Request, status: int, message: str) -> web.Respo
 @web.middleware
 async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     ctx = ctx_of(request)
+    rule = ctx.host_rule
+    refused = rule.check_host(request.headers.get("Host"))
+    if refused is not None:  # DNS rebinding: a page of attacker.example on this PC
+        status, why = refused
+        _log_refused(request, f"Host {request.headers.get('Host', '')[:80]!r}")
+        raise BadInput(why, status)
     length = request.content_length
     if length is not None and length > MAX_BODY_BYTES:
         raise BadInput(f"Request body too large (at most {MAX_BODY_BYTES} bytes).", 413)
+    if request.can_read_body:
+        try:  # read (and cache) the whole body now, against the clock
+            async with asyncio.timeout(BODY_TIMEOUT_S):
+                await request.read()
+        except TimeoutError:
+            raise BadInput("The request body did not arrive in time.", 408) from None
     path = request.path
     session = ctx.session(request)
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        foreign = rule.check_origin(request.headers.get("Origin"),
+                                    request.headers.get("Referer"))
+        if foreign is not None:
+            _log_refused(request, foreign)
+            raise BadInput(foreign, 403)
     if request.method == "POST" and path != "/login":
         if not ctx.actions_enabled:
             raise BadInput(actions_disabled_message(ctx.agent.config.source), 403)
@@ -267,19 +286,25 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
     return await handler(request)
 
 
+def _log_refused(request: web.Request, why: str) -> None:
+    """One WARNING per refused client and interval (a scanner must not fill the log)."""
+    if _REFUSAL_LOG.allow(client_address(request)):
+        log.warning("web: %s %s from %s refused: %s", request.method, request.path[:80],
+                    client_address(request), why)
+
+
 async def _basic_auth_ok(ctx: WebContext, request: web.Request) -> bool:
     password = basic_password(request)
     if password is None or not ctx.actions_enabled:
         return False
     client = client_address(request)
-    wait_s = ctx.limiter.retry_after_s(client)
-    if wait_s:
+    verdict = await ctx.passwords.check(client, password, ctx.password_hash)
+    if verdict.retry_after_s:
+        wait_s = verdict.retry_after_s
         raise web.HTTPTooManyRequests(
-            text=f"Too many failed logins from {client}: try again in {wait_s:.0f} s.",
+            text=f"Too many failed logins: try again in {wait_s:.0f} s.",
             headers={"Retry-After": str(int(wait_s + 0.999))})
-    if await asyncio.to_thread(verify_password, password, ctx.password_hash):
-        ctx.limiter.succeeded(client)
+    if verdict.ok:
         return True
-    ctx.limiter.failed(client)
     log.warning("web: failed metrics login from %s", client)
     return False

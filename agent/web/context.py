@@ -12,11 +12,19 @@ from aiohttp import web
 
 from agent.logs import RecentLines
 from agent.net import is_loopback_host, split_host_port
+from agent.passwords import verify_password
 from agent.paytm.outcome import CallRecord
 from agent.web.events import EventHub
 from agent.web.metrics import AgentMetrics
 from agent.web.reader import PageReader
-from agent.web.security import SESSION_COOKIE, LoginLimiter, Session, SessionStore
+from agent.web.security import (
+    SESSION_COOKIE,
+    HostRule,
+    LoginLimiter,
+    PasswordGate,
+    Session,
+    SessionStore,
+)
 
 if TYPE_CHECKING:
     from agent.app import Agent
@@ -74,14 +82,33 @@ class WebContext:
     calls: CallWatch
     sessions: SessionStore = field(default_factory=SessionStore)
     limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    gate: PasswordGate | None = None  # built on first use around `limiter`
     wall: Callable[[], float] = time.time
     unsubscribe: Callable[[], None] | None = None  # the metrics' journal listener
     reader: PageReader | None = None  # the page's own journal connection (searches)
+    hosts: HostRule | None = None  # the Host/Origin rule; built from http.* on first use
+
+    @property
+    def host_rule(self) -> HostRule:
+        if self.hosts is None:
+            http = self.agent.config.http
+            try:
+                listen = split_host_port(http.listen)[0]
+            except ValueError:
+                listen = ""
+            self.hosts = HostRule(listen, http.hostnames)
+        return self.hosts
 
     def page_reader(self) -> PageReader:
         if self.reader is None:
             self.reader = PageReader(self.agent.journal.reader)
         return self.reader
+
+    @property
+    def passwords(self) -> PasswordGate:
+        if self.gate is None:
+            self.gate = PasswordGate(self.limiter, verify_password)
+        return self.gate
 
     @property
     def password_hash(self) -> str:

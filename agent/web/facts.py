@@ -201,7 +201,9 @@ def attention(agent: Agent, lanes: list[LaneFacts], paytm: PaytmFacts) -> list[A
     if not health.ok:
         items.append(Attention(
             "journal", f"The journal cannot be written ({health.error}): new sales are "
-            "refused and results wait until it can (free disk space, check the disk)", "/"))
+            "refused and results wait until it can (free disk space, check the disk; a "
+            "journal deleted, replaced or damaged: stop the agent, restore the last backup, "
+            "start it — docs/install.md, \"Recovering the journal\")", "/"))
     unknown = agent.journal.search(state=TxnState.UNKNOWN.value, limit=ATTENTION_LIST_MAX + 1)
     if unknown:
         count = f"{ATTENTION_LIST_MAX}+" if len(unknown) > ATTENTION_LIST_MAX else len(unknown)
@@ -227,6 +229,13 @@ def attention(agent: Agent, lanes: list[LaneFacts], paytm: PaytmFacts) -> list[A
     if paytm.state == "down" and paytm.last is not None:
         items.append(Attention("paytm_down", f"Paytm unreachable: {paytm.last.reason}",
                                "/tools#paytm"))
+    engine = agent.engine
+    if engine is not None and engine.clock_watch.jumps:
+        jump = engine.clock_watch.jumps[-1]
+        items.append(Attention("clock", f"The PC's clock jumped {jump.delta_s:+.0f} s at "
+                               f"{datetime.fromtimestamp(jump.at, IST):%Y-%m-%d %H:%M:%S}: "
+                               "payment timing is unaffected (monotonic clock); times shown "
+                               "before and after the jump do not compare", "/"))
     if paytm.skew_warning and paytm.clock_skew_s is not None:
         items.append(Attention("clock", f"This PC's clock differs from Paytm's by "
                                f"{paytm.clock_skew_s:+.0f} s: fix the time (NTP)", "/"))

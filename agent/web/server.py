@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.errors import AgentError
+from agent.listener import HEADER_TIMEOUT_S, GuardedSite
 from agent.logs import RECENT, RecentLines
 from agent.web.app import build_app
 
@@ -58,11 +59,15 @@ async def start_web(agent: Agent, *, listen: str | None = None,
     address = listen if listen is not None else agent.config.http.listen
     host, port = _split(address)
     app = build_app(agent, recent=recent)
+    # keepalive_timeout is armed when a connection opens: one that never completes its
+    # headers (half-open, slowloris) is closed after HEADER_TIMEOUT_S.
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
-                           shutdown_timeout=SHUTDOWN_TIMEOUT_S)
+                           shutdown_timeout=SHUTDOWN_TIMEOUT_S,
+                           keepalive_timeout=HEADER_TIMEOUT_S)
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = GuardedSite(runner, host, port, cap=agent.budget().web,
+                           name="technician page")
         await site.start()
     except OSError as exc:
         await runner.cleanup()

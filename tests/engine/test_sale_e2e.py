@@ -373,3 +373,15 @@ async def test_status_of_a_sale_only_paytm_knows(tmp_path: Path) -> None:
         voided = (await s.register.client.request(Void(id="v1", txn="ELSE00000001"),
                                                   WAIT_S)).final
         assert isinstance(voided, Result) and voided.status == "success"
+
+
+async def test_duplicate_amount_key_never_reaches_paytm(tmp_path: Path) -> None:
+    async with stack(tmp_path) as s:
+        payload = (b'{"v":1,"type":"sale","id":"r-DUPK00000001","txn":"DUPK00000001",'
+                   b'"amount":"100","amount":"999999"}')
+        exchange = await s.register.client.request_raw(payload, WAIT_S)
+        error = exchange.final
+        assert isinstance(error, Error) and error.code is ErrorCode.INVALID_MESSAGE
+        assert "'amount' appears twice" in error.message and error.re == "r-DUPK00000001"
+        assert s.emulator.count("sale", "DUPK00000001") == 0
+        assert s.agent.journal.find(Kind.SALE, "DUPK00000001") is None

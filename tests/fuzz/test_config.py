@@ -74,7 +74,7 @@ SCHEMA: dict[str, list[str]] = {
     "polling": ["first_check_s", "interval_s", "slow_after_s", "slow_interval_s",
                 "unknown_after_s", "not_found_grace_s", "paylink_interval_s"],
     "journal": ["path"],
-    "http": ["listen", "password_hash"],
+    "http": ["listen", "password_hash", "hostnames"],
     "receipt": ["width", "header", "footer"],
     "webhook": ["enabled", "listen", "path"],
     "log": ["level"],

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from agent.register.codec import decode_request
+from agent.register.codec import decode_request, message_id
 from agent.register.messages import (
     Error,
     ErrorCode,
@@ -178,11 +178,29 @@ def test_valid_requests(payload: bytes, expected: object) -> None:
     assert decode_request(payload) == expected
 
 
-def test_duplicate_key_last_wins() -> None:
-    payload = b'{"v":1,"type":"void","id":"r1","txn":"bad","txn":"T1234567"}'
-    assert decode_request(payload) == Void("r1", TXN)
-    payload = b'{"v":1,"type":"void","id":"r1","txn":"T1234567","txn":"bad"}'
-    assert error_of(payload).field == "txn"
+@pytest.mark.parametrize(("payload", "key"), [
+    (b'{"v":1,"type":"sale","id":"r1","txn":"T1234567","amount":"100","amount":"999999"}',
+     "amount"),
+    (b'{"v":1,"type":"void","id":"r1","txn":"bad","txn":"T1234567"}', "txn"),
+    (b'{"v":1,"type":"sale","id":"r1","txn":"T1234567","amount":"1",'
+     b'"display":{"msg":"a","msg":"b"}}', "msg"),  # nested objects too
+    (b'{"v":1,"v":1,"type":"ping","id":"r1"}', "v"),
+])
+def test_duplicate_key_is_invalid_message_naming_it(payload: bytes, key: str) -> None:
+    error = decode_request(payload)
+    assert isinstance(error, Error)
+    assert error.code is ErrorCode.INVALID_MESSAGE
+    assert f"key '{key}' appears twice" in error.message
+    assert error.re == "r1"
+    assert message_id(payload) == "r1"
+
+
+def test_duplicate_id_is_not_echoed() -> None:
+    payload = b'{"v":1,"type":"ping","id":"r1","id":"r2"}'
+    error = decode_request(payload)
+    assert isinstance(error, Error) and error.code is ErrorCode.INVALID_MESSAGE
+    assert error.re is None and "'id'" in error.message
+    assert message_id(payload) is None
 
 
 def test_whitespace_around_json_is_fine() -> None:

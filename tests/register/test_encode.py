@@ -286,7 +286,7 @@ def test_invalid_replies(payload: bytes, code: ErrorCode, field: str | None) -> 
     (b'{"v":1,"type":"ping","id":"p1"}', "p1"),
     (b'{"id":"p1"}', "p1"),  # any JSON object with a valid id: R7 needs nothing more
     (b'{"v":2,"type":"nonsense","id":"p1"}', "p1"),
-    (b'{"id":"p1","id":"p2"}', "p2"),  # as decode_request reads it
+    (b'{"id":"p1","id":"p2"}', None),  # as decode_request reads it
     (b'{"id":"bad id"}', None),
     (b'{"id":5}', None),
     (b'{"x":{"id":"p1"}}', None),
@@ -302,8 +302,13 @@ def test_message_id(payload: bytes, expected: str | None) -> None:
 
 def test_message_id_agrees_with_decode_request() -> None:
     payload = b'{"v":1,"type":"ping","id":"a","id":"b"}'
-    assert message_id(payload) == "b"
-    assert decode_request(payload) == Ping("b")
+    assert message_id(payload) is None
+    error = decode_request(payload)
+    assert isinstance(error, Error) and error.re is None
+    payload = b'{"v":1,"type":"ping","id":"a","x":1,"x":2}'
+    assert message_id(payload) == "a"
+    error = decode_request(payload)
+    assert isinstance(error, Error) and error.re == "a"
 
 
 # ------------------------------------------------------------------- ids

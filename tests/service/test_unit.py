@@ -112,7 +112,7 @@ CONTRACT_KEYS = {
     "polling": {"first_check_s", "interval_s", "slow_after_s", "slow_interval_s",
                 "unknown_after_s", "not_found_grace_s"},
     "journal": {"path"},
-    "http": {"listen", "password_hash"},
+    "http": {"listen", "password_hash", "hostnames"},
     "receipt": {"width", "header"},
     "lanes": {"name", "link", "tid", "pos_id"},
 }

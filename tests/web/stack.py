@@ -64,7 +64,8 @@ class WebStack:
 async def web_stack(tmp_path: Path, *, password_hash: str = PASSWORD_HASH,
                     listen: str = LOOPBACK, settings: EmulatorSettings | None = None,
                     polling: dict[str, float] | None = None,
-                    redact_bodies: bool = True) -> AsyncIterator[WebStack]:
+                    redact_bodies: bool = True,
+                    hostnames: tuple[str, ...] = ()) -> AsyncIterator[WebStack]:
     emulator = Emulator(settings or EmulatorSettings())
     recent = RecentLines()
     async with emulator.serve() as base_url:
@@ -72,7 +73,8 @@ async def web_stack(tmp_path: Path, *, password_hash: str = PASSWORD_HASH,
         config = agent_config(base_url=base_url, journal=tmp_path / "journal.db",
                               link=f"serial://{pty.path}", polling=polling)
         config = dataclasses.replace(
-            config, http=HttpConfig(listen=listen, password_hash=password_hash),
+            config, http=HttpConfig(listen=listen, password_hash=password_hash,
+                                   hostnames=hostnames),
             source=str(tmp_path / "agent.toml"))
         agent = Agent(config, DEMO_KEY, transport_factory=serial_only)
         await agent.start()

@@ -100,7 +100,8 @@ async def test_every_page_and_api_route(tmp_path: Path) -> None:
 
         config = await (await s.client.get("/api/config")).json()
         http = next(sec for sec in config["sections"] if sec["name"] == "http")
-        assert http["items"] == {"listen": "127.0.0.1:8765", "password_hash": "•••"}
+        assert http["items"] == {"listen": "127.0.0.1:8765", "password_hash": "•••",
+                                 "hostnames": ""}
         paytm = next(sec for sec in config["sections"] if sec["name"] == "paytm")
         assert paytm["items"]["merchant_key_file"] == "/unused"  # the path may be shown
 

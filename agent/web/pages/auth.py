@@ -3,12 +3,10 @@ worker thread, so a login never stalls the payments running in the same loop."""
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from aiohttp import web
 
-from agent.passwords import verify_password
 from agent.web.context import WebContext, ctx_of
 from agent.web.html import Html, join, page, tag
 from agent.web.params import BadInput, Params
@@ -77,24 +75,21 @@ async def login_action(request: web.Request) -> web.Response:
         raise BadInput("The login form expired or did not come from this page (CSRF check "
                        "failed): open the login page again.", 403)
     client = client_address(request)
-    wait_s = ctx.limiter.retry_after_s(client)
-    if wait_s:
-        log.warning("web: login from %s refused: too many failed attempts", client)
-        raise web.HTTPTooManyRequests(
-            text=f"Too many failed logins from {client}: try again in {wait_s:.0f} s.",
-            headers={"Retry-After": str(int(wait_s + 0.999))})
     next_path = safe_next(params.raw("next"))
     password = params.raw("password")
-    ok = bool(password) and await asyncio.to_thread(verify_password, password,
-                                                    ctx.password_hash)
-    if not ok:
-        ctx.limiter.failed(client)
+    verdict = await ctx.passwords.check(client, password, ctx.password_hash)
+    if verdict.retry_after_s:
+        wait_s = verdict.retry_after_s
+        log.warning("web: login from %s refused: too many failed attempts", client)
+        raise web.HTTPTooManyRequests(
+            text=f"Too many failed logins: try again in {wait_s:.0f} s.",
+            headers={"Retry-After": str(int(wait_s + 0.999))})
+    if not verdict.ok:
         log.warning("web: failed technician login from %s", client)
         left = LOGIN_FAILURES_MAX - ctx.limiter.failures(client)
         error = "Wrong password." + (f" {left} more attempt(s) before a pause." if left > 0
                                      else " Too many attempts: wait a few minutes.")
         return _login_form(ctx, request, cookie, next_path, error, status=401)
-    ctx.limiter.succeeded(client)
     session = ctx.sessions.create(client)
     log.info("web: technician logged in from %s", client)
     response = web.HTTPSeeOther(next_path)
