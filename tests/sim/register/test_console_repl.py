@@ -61,12 +61,16 @@ class Terminal:
 
     async def shows(self, text: str, *, after: int = 0) -> int:
         """Wait until `text` is on the screen after position `after`; its end position."""
-        async with asyncio.timeout(SCREEN_TIMEOUT_S):
-            while (at := self.screen.find(text, after)) < 0:
-                if self._eof:
-                    raise AssertionError(f"{text!r} never shown; screen:\n{self.screen}")
-                self._changed.clear()
-                await self._changed.wait()
+        try:
+            async with asyncio.timeout(SCREEN_TIMEOUT_S):
+                while (at := self.screen.find(text, after)) < 0:
+                    if self._eof:
+                        raise AssertionError(f"{text!r} never shown; screen:\n{self.screen}")
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise AssertionError(f"{text!r} not shown within {SCREEN_TIMEOUT_S:g} s; "
+                                 f"screen:\n{self.screen}") from None
         return at + len(text)
 
     async def exit_code(self) -> int:
@@ -129,7 +133,9 @@ async def test_prompt_did_you_mean_and_typing_while_a_sale_waits(tmp_path: Path)
 
 
 async def test_a_second_register_on_a_tcp_lane_is_told_why(tmp_path: Path) -> None:
-    async with fake_agent_on_tcp() as (agent, url):
+    # takeover=never: the lane refuses the second register however long the first is
+    # silent (with the default, a first register silent for 3 s would be taken over).
+    async with fake_agent_on_tcp(takeover="never") as (agent, url):
         host, port = url.removeprefix("tcp://").split(":")
         first = TcpClientTransport(TcpSpec(host, int(port)))
         await first.open()
