@@ -132,7 +132,8 @@ def test_install_upgrade_uninstall(root: Path, run: Run) -> None:
     edited = SKELETON.read_text().replace(
         '# merchant_key_file = "/etc/edc-agent/merchant.key"', f'merchant_key_file = "{key}"'
     ).replace('# path = "/var/lib/edc-agent/journal.db"',
-              f'path = "{state / "journal.db"}"') + '\n[[lanes]]\nname = "till-1"\nlink = "usb://0483:5740/A1B2C3"\ntid = "12345678"\n'
+              f'path = "{state / "journal.db"}"'
+    ) + '\n[[lanes]]\nname = "till-1"\nlink = "usb://0483:5740/A1B2C3"\ntid = "12345678"\n'
     assert str(key) in edited
     config.write_text(edited)
     config.chmod(0o644)
