@@ -32,25 +32,28 @@ def _named(key: str, problem: str) -> str:
 
 
 def journal_problems(config: Config) -> list[str]:
-    """The journal's directory must exist and be writable (SQLite adds -wal and -shm files)."""
-    path = Path(config.journal.path)
-    if not path.is_absolute() and config.source is not None:
-        # As the agent opens it: relative to the working directory; say which one.
-        shown = f"{path} (relative to {Path.cwd()})"
-    else:
-        shown = str(path)
-    directory = path.parent if str(path.parent) else Path()
-    if not directory.exists():
-        return [f"{JOURNAL_KEY}: the directory {directory.absolute()} does not exist "
-                f"(for {shown}); create it or choose another path"]
-    if not directory.is_dir():
-        return [f"{JOURNAL_KEY}: {directory.absolute()} is not a directory"]
-    if not os.access(directory, os.W_OK | os.X_OK):
-        return [f"{JOURNAL_KEY}: the directory {directory.absolute()} is not writable by this "
-                "user (the agent's user must be able to create the journal and its -wal file)"]
-    if path.exists() and not os.access(path, os.R_OK | os.W_OK):
-        return [f"{JOURNAL_KEY}: {path.absolute()} exists but is not readable and writable "
-                "by this user"]
+    """Can the agent open (or create) the journal? The agent makes missing directories
+    itself, so the question is whether the nearest existing one lets it (SQLite also
+    adds -wal and -shm files beside the journal)."""
+    path = Path(os.path.abspath(config.journal.path))
+    if path.exists():
+        if path.is_dir():
+            return [f"{JOURNAL_KEY}: {path} is a directory; give the journal's file name, "
+                    f"e.g. {path / 'journal.db'}"]
+        if not os.access(path, os.R_OK | os.W_OK):
+            return [f"{JOURNAL_KEY}: {path} exists but is not readable and writable by "
+                    "this user"]
+    existing = path.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        return [f"{JOURNAL_KEY}: {existing} is a file, so the directory for {path} cannot "
+                "be made; choose another path"]
+    if not os.access(existing, os.W_OK | os.X_OK):
+        what = ("the directory" if existing == path.parent
+                else f"{path.parent} cannot be created:")
+        return [f"{JOURNAL_KEY}: {what} {existing} is not writable by this user (the agent "
+                "must be able to create the journal and its -wal file there)"]
     return []
 
 

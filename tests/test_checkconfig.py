@@ -61,12 +61,26 @@ def test_the_missing_key_file_names_its_key_once(tmp_path: Path,
 
 def test_the_journals_directory_is_checked(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    missing = tmp_path / "no-such-dir" / "journal.db"
-    path = _config(tmp_path, f'[journal]\npath = "{missing}"\n{LANE}')
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    journal = blocker / "journal.db"
+    path = _config(tmp_path, f'[journal]\npath = "{journal}"\n{LANE}')
     assert _problems(path, capsys) == [
-        f"journal.path: the directory {missing.parent} does not exist (for {missing}); "
-        "create it or choose another path",
+        f"journal.path: {blocker} is a file, so the directory for {journal} cannot be "
+        "made; choose another path",
     ]
+    path = _config(tmp_path, f'[journal]\npath = "{tmp_path}"\n{LANE}')
+    assert _problems(path, capsys) == [
+        f"journal.path: {tmp_path} is a directory; give the journal's file name, e.g. "
+        f"{tmp_path / 'journal.db'}",
+    ]
+
+
+def test_a_missing_journal_directory_is_fine_when_it_can_be_made(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    journal = tmp_path / "new" / "deeper" / "journal.db"
+    path = _config(tmp_path, f'[journal]\npath = "{journal}"\n{LANE}')
+    assert main(["check-config", "--config", str(path)]) == 0, capsys.readouterr().err
 
 
 def test_a_valid_config_shows_the_journal_path_absolute(
