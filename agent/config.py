@@ -191,8 +191,9 @@ def config_from_dict(data: Mapping[str, Any], source: str | None = None) -> Conf
 T = TypeVar("T")
 
 
-def _did_you_mean(key: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(key, sorted(known), n=1)
+def _did_you_mean(key: object, known: set[str]) -> str:
+    # str(): a TOML key is a string, but config_from_dict also takes other mappings.
+    close = difflib.get_close_matches(str(key), sorted(known), n=1)
     return f" (did you mean `{close[0]}`?)" if close else ""
 
 
