@@ -270,7 +270,8 @@ def run_main(args: argparse.Namespace) -> int:
     SECRETS.add(key.secret_bytes.decode("ascii"))
     if config.http.password_hash:
         SECRETS.add(config.http.password_hash)
-    setup_logging(config.log.level)
+    level: str | None = getattr(args, "log_level", None)
+    setup_logging(level if level is not None else config.log.level)
     try:
         asyncio.run(_serve(config, key))
     except KeyboardInterrupt:

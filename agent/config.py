@@ -8,7 +8,9 @@ path of the file that holds it (see `agent.keyfile`).
 
 from __future__ import annotations
 
+import difflib
 import math
+import os
 import re
 import tomllib
 from collections.abc import Callable, Mapping
@@ -165,7 +167,9 @@ def load_config(path: str | Path) -> Config:
         raise ConfigError([f"config file {str(p)!r} cannot be read: {exc.strerror}"]) from None
     except UnicodeDecodeError:
         raise ConfigError([f"config file {str(p)!r} is not UTF-8 text"]) from None
-    return parse_config(text, source=str(p))
+    # The page, check-config and the logs show where the config came from: absolute,
+    # so it means the same thing whatever directory the reader is in.
+    return parse_config(text, source=os.path.abspath(p))
 
 
 def parse_config(text: str, source: str | None = None) -> Config:
@@ -182,7 +186,7 @@ def config_from_dict(data: Mapping[str, Any], source: str | None = None) -> Conf
              "lanes"}
     for key in data:
         if key not in known:
-            v.problem(key, "unknown section or key")
+            v.problem(key, "unknown section or key" + _did_you_mean(key, known))
     paytm = _paytm(v, v.table(data, "paytm"))
     polling = _polling(v, v.table(data, "polling"))
     journal_table = v.table(data, "journal")
@@ -207,6 +211,12 @@ def config_from_dict(data: Mapping[str, Any], source: str | None = None) -> Conf
 T = TypeVar("T")
 
 
+def _did_you_mean(key: object, known: set[str]) -> str:
+    # str(): a TOML key is a string, but config_from_dict also takes other mappings.
+    close = difflib.get_close_matches(str(key), sorted(known), n=1)
+    return f" (did you mean `{close[0]}`?)" if close else ""
+
+
 class _Validator:
     """Reads typed values out of TOML tables, collecting problems instead of stopping."""
 
@@ -226,7 +236,7 @@ class _Validator:
     def done(self, table: Mapping[str, Any], prefix: str, keys: set[str]) -> None:
         for key in table:
             if key not in keys:
-                self.problem(f"{prefix}.{key}", "unknown key")
+                self.problem(f"{prefix}.{key}", "unknown key" + _did_you_mean(key, keys))
 
     def _get(self, table: Mapping[str, Any], prefix: str, key: str, default: T,
              kind: str, check: Callable[[Any], bool]) -> T | Any:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import logging
 import os
 import signal
 import sys
@@ -20,19 +21,20 @@ import tempfile
 import tty as termios_tty
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Final, TextIO
 
-from agent.app import Agent, start_web_or_log
+from agent.app import Agent
 from agent.config import Config, config_from_dict
 from agent.link.codec import ACK, encode_answer, encode_frame_v2
 from agent.link.layer import Link
-from agent.logs import SECRETS
+from agent.logs import RECENT, SECRETS
 from agent.paytm.outcome import CallRecord
 from agent.receipts import rupees
 from agent.register.codec import encode, message_id
 from agent.register.messages import (
     Accepted,
     Error,
+    ErrorCode,
     Message,
     Paylink,
     Ping,
@@ -50,6 +52,11 @@ from agent.sim.register.client import Received, RegisterClient, Sent, Transcript
 from drivers.fd import FdTransport
 from drivers.url import LinkProtocol, LinkTimings
 
+if TYPE_CHECKING:
+    from agent.web.server import WebServer
+
+DEMO_HTTP_PORT: Final = 8765  # the page with --keep (README); --http-port N changes it
+
 DEMO_TID = "12345678"
 DEMO_TID_2 = demo_bench_tid(1)  # till-2's terminal, also the demo merchant's
 CUSTOMER_DELAY_S = 1.5  # the simulated customer takes this long to tap a card
@@ -66,6 +73,7 @@ class Narrator:
     def __init__(self, out: TextIO) -> None:
         self._out = out
         self._last_status: dict[str, str] = {}
+        self._txn_of: dict[str, str] = {}  # request id → its txn, to name what was refused
 
     def say(self, text: str = "") -> None:
         print(text, file=self._out, flush=True)
@@ -83,7 +91,17 @@ class Narrator:
     def _register_event(self, who: str, event: TranscriptEvent) -> None:
         match event:
             case Sent(message=message) if message is not None:
+                txn = getattr(message, "txn", None)
+                if isinstance(txn, str):
+                    self._txn_of[message.id] = txn
                 self.say(f"   {who} {_describe(message)}")
+            case Received(message=Error(code=ErrorCode.TERMINAL_BUSY) as error):
+                # On a busy terminal the error's `txn` names the holder, not the refused
+                # request: say both.
+                refused = self._txn_of.get(error.re or "", "the request")
+                self.say(f"   agent says      error TERMINAL_BUSY: {refused} refused, the "
+                         f"terminal is busy with {error.txn or 'another sale'} "
+                         f"(\"{error.message}\")")
             case Received(message=message) if message is not None:
                 self.say(f"   agent says      {_describe(message)}")
                 if isinstance(message, Result) and message.status != "unknown":
@@ -287,8 +305,29 @@ class Script:
             and result.status == "success"
 
 
-async def run_demo(keep: bool, out: TextIO = sys.stdout) -> int:
+async def _start_web_kept(agent: Agent, say: Narrator, port: int) -> WebServer | None:
+    """The page for --keep; a port in use is said plainly and a free port is used instead."""
+    from agent.web.server import WebStartError, start_web
+
+    try:
+        return await start_web(agent)
+    except WebStartError as exc:
+        say.say(f"!  the technician page cannot use port {port}: {exc}")
+        say.say("!  using a free port instead (choose one with --http-port N)")
+    try:
+        return await start_web(agent, listen="127.0.0.1:0")
+    except WebStartError as exc:
+        say.say(f"!  no technician page: {exc}")
+        return None
+
+
+async def run_demo(keep: bool, out: TextIO = sys.stdout,
+                   http_port: int = DEMO_HTTP_PORT) -> int:
     say = Narrator(out)
+    # The page's Log tab shows what the agent logged during the demo (the transcript
+    # on stdout stays the story; the log lines go only to the page).
+    logging.getLogger().addHandler(RECENT)
+    logging.getLogger().setLevel(logging.INFO)
     emulator = Emulator(EmulatorSettings(customer_delay_s=CUSTOMER_DELAY_S,
                                          refund_delay_s=REFUND_DELAY_S))
     with tempfile.TemporaryDirectory(prefix="edc-agent-demo-") as tmp:
@@ -300,7 +339,7 @@ async def run_demo(keep: bool, out: TextIO = sys.stdout) -> int:
         tty, tty_2 = (os.ttyname(slave) for _, slave in ptys)
         try:
             async with emulator.serve() as base_url:
-                listen = "127.0.0.1:8765" if keep else "127.0.0.1:0"
+                listen = f"127.0.0.1:{http_port}" if keep else "127.0.0.1:0"
                 config = demo_config(base_url, Path(tmp) / "journal.db", tty, listen, tty_2)
                 SECRETS.add(DEMO_KEY.secret_bytes.decode("ascii"))
                 agent = Agent(config, DEMO_KEY)
@@ -310,10 +349,11 @@ async def run_demo(keep: bool, out: TextIO = sys.stdout) -> int:
                         f"journal {Path(tmp) / 'journal.db'}")
                 say.say(f"   register 2 on {tty_2} (pty, link v2)")
                 await agent.start()
-                web = await start_web_or_log(agent) if keep else None
+                web = await _start_web_kept(agent, say, http_port) if keep else None
                 try:
                     ok = await _run_registers(ptys[0][0], ptys[1][0], emulator, say,
-                                              web.url if web is not None else None)
+                                              (web.url if web is not None
+                                               else "(no page)") if keep else None)
                 finally:
                     if web is not None:
                         await web.stop()
@@ -372,5 +412,5 @@ async def _stay_up(say: Narrator, web_url: str) -> None:
 
 def demo_main(args: argparse.Namespace) -> int:
     with contextlib.suppress(KeyboardInterrupt):
-        return asyncio.run(run_demo(bool(args.keep)))
+        return asyncio.run(run_demo(bool(args.keep), http_port=int(args.http_port)))
     return 130

@@ -16,9 +16,13 @@ import time
 from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TextIO
+from datetime import datetime, timedelta, timezone
+from typing import Final, TextIO
 
 REDACTED = "•••"
+# IST, UTC+05:30 without daylight saving (as agent.paytm.clock; logs must not import up).
+_IST: Final = timezone(timedelta(hours=5, minutes=30), "IST")
+LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 RECENT_LINES = 2000
 _SYSLOG_PRIORITY = {
     logging.CRITICAL: 2,
@@ -98,14 +102,19 @@ class RecentLines(logging.Handler):
         self.lines.append(LogLine(record.created, record.levelname, record.name, lane, text))
 
 
+def log_time(created: float) -> str:
+    """`2026-12-02T07:05:10.539+05:30`: ISO-8601 in IST, the zone of the page, the
+    receipts and Paytm, whatever the host's zone (one format for agent and emulator)."""
+    return datetime.fromtimestamp(created, _IST).isoformat(timespec="milliseconds")
+
+
 class _Formatter(logging.Formatter):
     def __init__(self, syslog_prefix: bool) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
         self._syslog = syslog_prefix
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        t = time.localtime(record.created)
-        return time.strftime("%Y-%m-%d %H:%M:%S", t) + f".{int(record.msecs):03d}"
+        return log_time(record.created)
 
     def format(self, record: logging.LogRecord) -> str:
         if self._syslog:
@@ -153,9 +162,20 @@ def setup_logging(level: str = "info", *, stream: TextIO | None = None) -> None:
     handler.setFormatter(_Formatter(syslog_prefix=on_journal(out)))
     root.addHandler(handler)
     root.addHandler(RECENT)
-    root.setLevel(level.upper())
+    set_level(level)
     # aiohttp's access log is noise for a technician; our own request log says more.
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+def set_level(level: str) -> None:
+    """Change the level of every logger at once, now (the page's "log level" action)."""
+    if level.lower() not in LOG_LEVELS:
+        raise ValueError(f"log level must be one of {', '.join(LOG_LEVELS)} (got {level!r})")
+    logging.getLogger().setLevel(level.upper())
+
+
+def current_level() -> str:
+    return logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
 
 
 THROTTLE_INTERVAL_S = 60.0  # a repeated complaint is logged at most once per this

@@ -169,10 +169,12 @@ def build_receipt(
             lines.append(left + " " * (width - len(left) - len(right)) + right)
             return
         lines.extend(textwrap.wrap(left, width) or [""])
-        if len(right) <= width:
-            lines.append(right.rjust(width))
-        else:  # a long id reads best as one left-aligned run, cut at the width
-            lines.extend(right[i:i + width] for i in range(0, len(right), width))
+        # The value goes under its label, right-aligned like every other value. One
+        # longer than the width (a 35-digit Paytm txn id on 32 columns) is cut into
+        # pieces of equal length, so no short orphan ("132") is left on the last line.
+        pieces = -(-len(right) // width)  # ceil
+        size = -(-len(right) // pieces)
+        lines.extend(right[i:i + size].rjust(width) for i in range(0, len(right), size))
 
     def field_line(label: str, value: str) -> None:
         if value:

@@ -11,6 +11,7 @@ Link-layer timings may be tuned on any URL with query keys (protocol §2 default
 
 from __future__ import annotations
 
+import difflib
 import enum
 import ipaddress
 import math
@@ -28,6 +29,9 @@ ACK_TIMEOUT_S = 1.0  # S1: wait for ACK/NAK after the LRC
 RETRIES = 3  # S2: repetitions after the first send (4 sends in all)
 FRAME_GAP_S = 0.5  # R5: a partial frame is dropped after this silence
 ACK_DEADLINE_S = 0.1  # R1: the receiver ACKs within this time (not tunable: it is our promise)
+
+LINK_SCHEMES = ("serial", "usb", "tcp")
+LINK_OPTIONS = ("baudrate", "ack_timeout_s", "retries", "frame_gap_s", "protocol", "allow")
 
 _USB_RE = re.compile(r"^([0-9a-fA-F]{4}):([0-9a-fA-F]{4})$")
 
@@ -135,10 +139,17 @@ def parse_link_url(url: str, key: str = "link") -> LinkSpec:
         else:
             target = TcpSpec(host=host, port=port, allow=allow, takeover=takeover)
     else:
-        problems.append(f"{key}: unknown link type {parts.scheme!r}; use serial://, usb:// "
-                        "or tcp://")
+        close = difflib.get_close_matches(parts.scheme, LINK_SCHEMES, n=1)
+        hint = f"did you mean {close[0]}://? " if close else ""
+        problems.append(f"{key}: unknown link type {parts.scheme!r}; {hint}use serial://, "
+                        "usb:// or tcp://")
+        # Which options a link takes depends on its type: with the type wrong, an
+        # option error would only be a consequence of the first one.
+        query.clear()
     for unknown in sorted(query):
-        problems.append(f"{key}: unknown link option {unknown!r}")
+        close = difflib.get_close_matches(unknown, LINK_OPTIONS, n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        problems.append(f"{key}: unknown link option {unknown!r}{hint}")
     if problems or target is None:
         raise ConfigError(problems or [f"{key}: invalid link URL {url!r}"])
     return LinkSpec(url=url, target=target, timings=timings, protocol=protocol)

@@ -87,3 +87,28 @@ def test_upi_receipt_shows_method_not_card() -> None:
                        txn="ORDER0001", amount="100", method="UPI", rrn="512345678901")
     text = "\n".join(build_receipt(data))
     assert "Paid by" in text and "UPI" in text and "Card" not in text
+
+
+PAYTM_TXN_35 = "20261202122628465069039488491423217"  # 35 digits, as Paytm's EDC sends
+
+
+@pytest.mark.parametrize(("kind", "paytm_txn_id"),
+                         [("sale", PAYTM_TXN_35), ("refund", PAYTM_TXN_35[:30])])
+def test_a_long_paytm_txn_id_wraps_evenly_and_right_aligned(kind: str,
+                                                            paytm_txn_id: str) -> None:
+    data = ReceiptData(kind=kind, status="success",
+                       when=datetime(2026, 12, 2, 7, 9, 58, tzinfo=IST),
+                       mid="TESTMID00000000000001", tid="12345678", txn="DEMOREFUND01",
+                       amount="5000", paytm_txn_id=paytm_txn_id,
+                       parent="DEMOUPI00001" if kind == "refund" else "")
+    lines = build_receipt(data, width=32)
+    at = lines.index("Paytm txn")
+    rule = next(i for i in range(at, len(lines)) if lines[i].startswith("---"))
+    pieces = lines[at + 1:rule]
+    assert "".join(piece.strip() for piece in pieces) == paytm_txn_id
+    # Every value line ends at the right edge, like MID, TID and Txn above it.
+    assert all(len(line) == 32 for line in pieces)
+    sizes = [len(piece.strip()) for piece in pieces]
+    assert max(sizes) - min(sizes) <= 1  # no orphan like "217" on a line of its own
+    txn_line = next(line for line in lines if line.startswith("Txn"))
+    assert len(txn_line) == 32

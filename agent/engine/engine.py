@@ -45,6 +45,7 @@ from agent.journal import HOLDING_STATES, Journal, JournalError, Kind, TxnRecord
 from agent.paytm.clock import IST
 from agent.paytm.edc import StatusAnswer, StatusRequest
 from agent.paytm.outcome import Answered, CallRecord, NotSent, Unknown
+from agent.paytm.pg_models import PgStatusAnswer
 from agent.register import fields
 from agent.register.codec import MessageTooLargeError, encode
 from agent.register.messages import (
@@ -344,6 +345,12 @@ class Engine:
         """A Status Enquiry of no transaction (the page's Paytm test): the page asks the
         engine; it never holds a Paytm client."""
         return await self._edc.probe(request)
+
+    async def probe_pg_status(self, order_id: str
+                              ) -> Answered[PgStatusAnswer] | NotSent | Unknown:
+        """The same for the payment-link (All-in-One) API: a Transaction Status of an
+        order Paytm cannot know."""
+        return await self._pg.probe(order_id)
 
     # -- polling --------------------------------------------------------------------------
 

@@ -102,6 +102,12 @@ class PgFlows:
 
     # -- paylink --------------------------------------------------------------------------
 
+    async def probe(self, order_id: str) -> Answered[PgStatusAnswer] | NotSent | Unknown:
+        """A Transaction Status of no transaction (the page's Paytm test of the PG API)."""
+        if self._client is None:
+            return NotSent("payment links are not configured on this agent")
+        return await self._client.status(order_id)
+
     async def paylink(self, lane: LanePort, req: Paylink) -> None:
         journal = self._journal
         reporter = self._reporter

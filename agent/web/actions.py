@@ -25,11 +25,12 @@ from urllib.parse import urlsplit
 from agent.errors import AgentError, LinkError
 from agent.journal import TxnState
 from agent.journal.store import JournalError
-from agent.logs import LogLine, RecentLines
+from agent.logs import LOG_LEVELS, LogLine, RecentLines, current_level, set_level
 from agent.paytm.clock import IST, now_ist
 from agent.paytm.edc import StatusRequest, StatusState
 from agent.paytm.http import ssl_context
 from agent.paytm.outcome import Answered, NotSent, Unknown
+from agent.paytm.pg_models import PgStatusState
 from agent.web.context import CallWatch
 from agent.web.facts import can_recheck
 from agent.web.params import BadInput
@@ -37,6 +38,7 @@ from agent.web.params import BadInput
 if TYPE_CHECKING:
     from agent.app import Agent
     from agent.bundle import LiveState
+    from agent.engine.engine import Engine
     from agent.engine.lane import Lane
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,7 @@ RECHECK_WAIT_S = 5.0  # wait this long for Paytm's answer before saying "still a
 RESEND_WAIT_S = 3.0  # wait this long for the register's ACK before saying "queued"
 CONNTEST_PREFIX = "CONNTEST"  # + 14 digits: an id Paytm cannot know → "not found" (0404)
 CHECKSUM_REFUSED = "0330"
+PG_CHECKSUM_REFUSED = "330"  # the All-in-One APIs' code for a bad signature
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +80,8 @@ async def link_test(agent: Agent, lane_name: str) -> ToolResult:
 
 async def paytm_test(agent: Agent) -> ToolResult:
     """TLS handshake with Paytm's server, then one Status Enquiry for an id Paytm cannot
-    know: "not found" proves the way there, our MID and our checksum."""
+    know on the EDC API and one Transaction Status on the payment-link API: "not found"
+    from both proves the way there, our MID and our checksums."""
     log.info("technician: Paytm connectivity test")
     config = agent.config.paytm
     steps: list[tuple[str, str]] = []
@@ -105,32 +109,68 @@ async def paytm_test(agent: Agent) -> ToolResult:
         request = StatusRequest(tid=tids[0], txn=txn, txn_time=now_ist())
     except AgentError as exc:
         return ToolResult(False, "Paytm connectivity: cannot build the request", str(exc), steps)
+    edc_ok, edc_title, edc_text = await _probe_edc(engine, request, tids[0], txn, steps)
+    pg_ok, pg_text = await _probe_pg(engine, txn, agent.config.paytm.pg_base_url, steps)
+    if not edc_ok:
+        return ToolResult(False, edc_title, edc_text, steps)
+    if not pg_ok:
+        return ToolResult(False, "Paytm connectivity: EDC API OK, payment-link API not",
+                          f"{edc_text} {pg_text}", steps)
+    return ToolResult(True, edc_title, f"{edc_text} {pg_text}", steps)
+
+
+async def _probe_edc(engine: Engine, request: StatusRequest, tid: str, txn: str,
+                     steps: list[tuple[str, str]]) -> tuple[bool, str, str]:
     outcome = await engine.probe_status(request)
     match outcome:
         case Answered(response=answer, latency_s=latency_s):
             ms = f"{latency_s * 1000:.0f} ms"
             if answer.code == CHECKSUM_REFUSED:
-                steps.append(("Status call", f"Paytm refused our checksum ({answer.code} "
+                steps.append(("EDC status call", f"Paytm refused our checksum ({answer.code} "
                               f"{answer.message}) in {ms}"))
-                return ToolResult(False, "Paytm connectivity: checksum refused",
-                                  "Paytm is reachable but rejected the signature: check the "
-                                  "merchant key file and paytm.checksum_mode.", steps)
-            steps.append(("Status call", f"answered {answer.code or '(no code)'} "
+                return (False, "Paytm connectivity: checksum refused",
+                        "Paytm is reachable but rejected the signature: check the "
+                        "merchant key file and paytm.checksum_mode.")
+            steps.append(("EDC status call", f"answered {answer.code or '(no code)'} "
                           f"{answer.message} in {ms}"))
             if answer.state is StatusState.NOT_FOUND:
-                return ToolResult(True, "Paytm connectivity: OK",
-                                  f"Paytm answered in {ms} and accepted our MID and checksum "
-                                  f"(terminal {tids[0]}, test id {txn}: not found, as "
-                                  "expected).", steps)
-            return ToolResult(True, "Paytm connectivity: reachable",
-                              f"Paytm answered in {ms}, but not with the expected 'not found'"
-                              f": {answer.code} {answer.message}", steps)
+                return (True, "Paytm connectivity: OK",
+                        f"Paytm's EDC API answered in {ms} and accepted our MID and checksum "
+                        f"(terminal {tid}, test id {txn}: not found, as expected).")
+            return (True, "Paytm connectivity: reachable",
+                    f"Paytm's EDC API answered in {ms}, but not with the expected "
+                    f"'not found': {answer.code} {answer.message}.")
         case NotSent(reason=reason):
-            steps.append(("Status call", f"not sent: {reason}"))
-            return ToolResult(False, "Paytm connectivity: cannot reach Paytm", reason, steps)
+            steps.append(("EDC status call", f"not sent: {reason}"))
+            return False, "Paytm connectivity: cannot reach Paytm", reason
         case Unknown(reason=reason):
-            steps.append(("Status call", f"no clear answer: {reason}"))
-            return ToolResult(False, "Paytm connectivity: no clear answer", reason, steps)
+            steps.append(("EDC status call", f"no clear answer: {reason}"))
+            return False, "Paytm connectivity: no clear answer", reason
+
+
+async def _probe_pg(engine: Engine, txn: str, base_url: str,
+                    steps: list[tuple[str, str]]) -> tuple[bool, str]:
+    """Transaction Status of the same made-up id on the payment-link (All-in-One) API:
+    'no record found' (334) proves that API's host, our MID and its checksum too."""
+    outcome = await engine.probe_pg_status(txn)
+    match outcome:
+        case Answered(response=answer, latency_s=latency_s):
+            ms = f"{latency_s * 1000:.0f} ms"
+            steps.append(("Payment-link status call", f"answered {answer.code or '(no code)'} "
+                          f"{answer.message} in {ms}"))
+            if answer.state is PgStatusState.NOT_FOUND:
+                return True, (f"The payment-link API ({base_url}) answered in {ms}: not "
+                              "found, as expected.")
+            return (answer.code != PG_CHECKSUM_REFUSED,
+                    f"The payment-link API answered {answer.code} {answer.message} in {ms}"
+                    + (": check the merchant key." if answer.code == PG_CHECKSUM_REFUSED
+                       else "."))
+        case NotSent(reason=reason):
+            steps.append(("Payment-link status call", f"not sent: {reason}"))
+            return False, f"The payment-link API ({base_url}) cannot be reached: {reason}."
+        case Unknown(reason=reason):
+            steps.append(("Payment-link status call", f"no clear answer: {reason}"))
+            return False, f"The payment-link API gave no clear answer: {reason}."
 
 
 async def _tls_handshake(host: str, port: int, timeout_s: float,
@@ -289,3 +329,17 @@ async def support_bundle(agent: Agent, recent: RecentLines) -> tuple[bytes, str]
     body = await asyncio.to_thread(build)
     log.info("support bundle %s made (%d bytes)", name, len(body))
     return body, name
+
+
+def set_log_level(level: str) -> ToolResult:
+    """Every logger's level, now, until the next restart (which reads [log] level again)."""
+    if level not in LOG_LEVELS:
+        raise BadInput(f"level: must be one of {', '.join(LOG_LEVELS)}")
+    before = current_level()
+    # Logged at WARNING so the change itself shows whatever the new level.
+    log.warning("technician: log level %s → %s (until restart; the config says the default)",
+                before, level)
+    set_level(level)
+    return ToolResult(True, f"Log level: {level}",
+                      f"Was {before}. This lasts until the agent restarts; to keep it, set "
+                      f"[log] level = \"{level}\" in the config.")

@@ -26,7 +26,7 @@ from agent.web.facts import (
     txn_detail,
 )
 from agent.web.metrics import CONTENT_TYPE
-from agent.web.pages.log import LOG_PARAMS, parse_log_query, select_lines
+from agent.web.pages.log import LOG_PARAMS, level_from_form, parse_log_query, select_lines
 from agent.web.pages.transactions import SEARCH_PARAMS, parse_search, record_for, run_search
 from agent.web.params import Params
 from agent.web.ports import list_ports
@@ -111,6 +111,10 @@ async def api_recheck(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     row = (await _form(request, "row")).integer("row", low=1, high=2**62)
     return _result(await actions.recheck(ctx.agent, ctx.calls, row))
+
+
+async def api_log_level(request: web.Request) -> web.Response:
+    return _result(actions.set_log_level(await level_from_form(request)))
 
 
 async def api_resend(request: web.Request) -> web.Response:

@@ -32,7 +32,7 @@ from agent.web.pages.auth import login_action, login_page, logout_action
 from agent.web.pages.config import config_page
 from agent.web.pages.day import api_day, day_export, day_page
 from agent.web.pages.lanes import lanes_page
-from agent.web.pages.log import log_page
+from agent.web.pages.log import log_level_action, log_page
 from agent.web.pages.overview import overview_page
 from agent.web.pages.tools import (
     bundle_action,
@@ -111,6 +111,7 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.post("/tools/resend", resend_action),
         web.post("/tools/reconcile", reconcile_action),
         web.post("/tools/bundle", bundle_action),
+        web.post("/log/level", log_level_action),
         web.get("/login", login_page),
         web.post("/login", login_action),
         web.post("/logout", logout_action),
@@ -133,6 +134,7 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.post("/api/tools/reconcile", api.api_reconcile),
         web.get("/api/day", api_day),
         web.post("/api/tools/bundle", api.api_bundle),
+        web.post("/api/log/level", api.api_log_level),
         web.get("/api/events", api.api_events),
     ])
     return app
@@ -269,7 +271,8 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
             if _is_api(path):
                 raise BadInput("Log in first (POST /login with the technician password).",
                                401)
-            back = "/tools" if path.startswith("/tools") else "/"
+            back = "/tools" if path.startswith("/tools") else (
+                "/log" if path.startswith("/log") else "/")
             raise web.HTTPSeeOther("/login?" + urlencode({"next": back}))
         form = await request.post()
         token = request.headers.get(CSRF_HEADER) or form.get(CSRF_FIELD)

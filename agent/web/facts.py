@@ -21,7 +21,13 @@ from agent.engine.results import restored_json
 from agent.journal import FINAL_STATES, JournalReader, Kind, TxnRecord, TxnState
 from agent.logs import REDACTED, LogLine
 from agent.paytm.clock import IST
-from agent.paytm.codes import EDC_REQUEST_CODES, EDC_STATUS_CODES
+from agent.paytm.codes import (
+    EDC_REQUEST_CODES,
+    EDC_STATUS_CODES,
+    PG_STATUS_CODES,
+    REFUND_CODES,
+    ResultCode,
+)
 from agent.paytm.outcome import CallRecord
 from agent.receipts import rupees
 from drivers.base import TransportState
@@ -356,12 +362,32 @@ def _receipt(reply: dict[str, Any]) -> list[str]:
     return [str(line) for line in lines] if isinstance(lines, list) else []
 
 
-def code_facts(codes: list[str]) -> list[CodeFacts]:
+# Which of Paytm's code tables a transaction's codes come from, in the order to look:
+# the EDC APIs for sales and voids, the All-in-One APIs for payment links and refunds
+# (`01` paid, `10` refunded, `601` refund pending). Codes overlap between tables, so the
+# transaction's own APIs are asked first.
+_CODE_TABLES: dict[str, tuple[dict[str, ResultCode], ...]] = {
+    "sale": (EDC_STATUS_CODES, EDC_REQUEST_CODES),
+    "void": (EDC_STATUS_CODES, EDC_REQUEST_CODES),
+    "paylink": (PG_STATUS_CODES,),
+    "refund": (REFUND_CODES, PG_STATUS_CODES),
+}
+_ALL_CODE_TABLES = (EDC_STATUS_CODES, EDC_REQUEST_CODES, PG_STATUS_CODES, REFUND_CODES)
+
+
+def _known_code(code: str, kind: str) -> ResultCode | None:
+    for table in (*_CODE_TABLES.get(kind, ()), *_ALL_CODE_TABLES):
+        if code in table:
+            return table[code]
+    return None
+
+
+def code_facts(codes: list[str], kind: str = "sale") -> list[CodeFacts]:
     seen: list[CodeFacts] = []
     for code in codes:
         if not code or any(c.code == code for c in seen):
             continue
-        known = EDC_STATUS_CODES.get(code) or EDC_REQUEST_CODES.get(code)
+        known = _known_code(code, kind)
         seen.append(CodeFacts(code, known.name if known else "",
                               known.meaning if known else "not in the agent's code table"))
     return seen
@@ -388,7 +414,7 @@ def txn_detail_from(journal: JournalReader, record: TxnRecord, config: Config) -
         txn=txn_row(record), txn_time=record.txn_time, sent_at=record.sent_at,
         not_sent=record.not_sent, request=_object(record.request),
         payment=_object(record.payment), reply=reply, receipt=_receipt(reply),
-        codes=code_facts([record.code, *(e.code for e in events)]),
+        codes=code_facts([record.code, *(e.code for e in events)], record.kind),
         events=[EventFacts(e.at, e.state, e.code, e.detail) for e in events],
         outbox=outbox_facts, can_recheck=can_recheck(record),
         undelivered=[o.row_id for o in outbox if o.delivered_at is None and not o.superseded],

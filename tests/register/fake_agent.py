@@ -188,9 +188,10 @@ async def fake_agent_on_pty(
 @contextlib.asynccontextmanager
 async def fake_agent_on_tcp(
     timings: LinkTimings = LinkTimings(),  # noqa: B008  (frozen: a safe default)
+    takeover: str = "silent",
 ) -> AsyncIterator[tuple[FakeAgent, str]]:
     """A fake agent listening on a free loopback port; yields it and the tcp:// URL."""
-    transport = TcpServerTransport(TcpSpec("127.0.0.1", 0))
+    transport = TcpServerTransport(TcpSpec("127.0.0.1", 0, takeover=takeover))
     async with _serving(transport, timings) as agent:
         async with asyncio.timeout(LISTEN_WAIT_S):
             # The driver offers no "listening" event to wait on.

@@ -128,8 +128,11 @@ def test_install_upgrade_uninstall(root: Path, run: Run) -> None:
     key.write_text(KEY + "\n")
     key.chmod(0o644)
     # check-config runs on this machine, so the key path must point into the root here.
+    # check-config checks the journal's directory too: the one the installer made here.
     edited = SKELETON.read_text().replace(
         '# merchant_key_file = "/etc/edc-agent/merchant.key"', f'merchant_key_file = "{key}"'
+    ).replace('# path = "/var/lib/edc-agent/journal.db"',
+              f'path = "{state / "journal.db"}"'
     ) + '\n[[lanes]]\nname = "till-1"\nlink = "usb://0483:5740/A1B2C3"\ntid = "12345678"\n'
     assert str(key) in edited
     config.write_text(edited)

@@ -106,16 +106,21 @@ def test_sysusers_puts_the_user_in_dialout() -> None:
 
 
 # architecture.md, "Config, TOML": the operator contract's keys, nothing else.
+# Every key the loader reads (ca_file is described in a comment: it has no default value
+# to show), so an installed config shows the technician all of them.
 CONTRACT_KEYS = {
     "paytm": {"mid", "channel_id", "merchant_key_file", "edc_base_url", "pg_base_url",
-              "checksum_mode", "connect_timeout_s", "read_timeout_s"},
+              "checksum_mode", "connect_timeout_s", "read_timeout_s", "void_path",
+              "resend_path", "client_id", "display_name"},
     "polling": {"first_check_s", "interval_s", "slow_after_s", "slow_interval_s",
-                "unknown_after_s", "not_found_grace_s"},
+                "unknown_after_s", "not_found_grace_s", "paylink_interval_s"},
     "journal": {"path", "keep_days"},
     "day": {"close_at"},
     "http": {"listen", "password_hash", "hostnames"},
-    "receipt": {"width", "header"},
-    "lanes": {"name", "link", "tid", "pos_id"},
+    "receipt": {"width", "header", "footer"},
+    "webhook": {"enabled", "listen", "path"},
+    "log": {"level"},
+    "lanes": {"name", "link", "tid", "pos_id", "display", "print"},
 }
 
 

@@ -28,6 +28,11 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 DOCS_SCREENSHOT = ROOT / "docs" / "screenshot-overview.png"
+# The same page at a desktop's and a phone's width, kept in docs/ (UPDATE_DOCS_SCREENSHOT=1).
+DOCS_DESKTOP = ROOT / "docs" / "screenshot-desktop.png"
+DOCS_PHONE = ROOT / "docs" / "screenshot-phone.png"
+PHONE_WIDTH = 390  # an iPhone 12-15's CSS width
+PHONE_NAV = ("Overview", "Lanes", "Transactions", "Log", "Config", "Tools")
 EXPECT_MS = 10_000
 TXN = "BROW00000001"
 
@@ -134,7 +139,8 @@ async def test_a_sale_goes_to_success_live_in_a_real_browser(tmp_path: Path) -> 
                         shutil.copyfile(ARTIFACTS / "overview.png", DOCS_SCREENSHOT)
 
                     # A phone: nothing wider than the screen, the lane still readable.
-                    phone = await browser.new_page(viewport={"width": 390, "height": 844},
+                    phone = await browser.new_page(viewport={"width": PHONE_WIDTH,
+                                                             "height": 844},
                                                    base_url=server.url)
                     await phone.goto("/lanes")
                     await expect(phone.locator("#lane-till-1")).to_contain_text("12345678")
@@ -143,6 +149,30 @@ async def test_a_sale_goes_to_success_live_in_a_real_browser(tmp_path: Path) -> 
                     assert overflow <= 0, f"the lanes page is {overflow}px too wide on a phone"
                     await phone.screenshot(path=ARTIFACTS / "browser-lanes-phone.png",
                                            full_page=True)
+                    # Every page is reachable from the nav, on screen, without scrolling it.
+                    for name in PHONE_NAV:
+                        link = phone.locator("header nav").get_by_role("link", name=name,
+                                                                       exact=True)
+                        box = await link.bounding_box()
+                        assert box is not None and box["x"] >= 0 \
+                            and box["x"] + box["width"] <= PHONE_WIDTH, f"nav {name}: {box}"
+                    # The transactions keep their Amount and Status columns on screen.
+                    await phone.goto("/transactions")
+                    phone_row = phone.locator("#txns-live tr",
+                                              has=phone.get_by_role("link", name=TXN))
+                    for header in ("Amount", "Status"):
+                        cell = phone.locator("table.txns th", has_text=header)
+                        box = await cell.bounding_box()
+                        assert box is not None and box["x"] + box["width"] <= PHONE_WIDTH, \
+                            f"{header} off screen at {PHONE_WIDTH} px: {box}"
+                    await expect(phone_row.locator(".pill")).to_have_text("success")
+                    await expect(phone_row).to_contain_text("₹100.02")
+                    await phone.screenshot(path=ARTIFACTS / "phone-transactions.png")
+                    await phone.goto("/")
+                    await phone.screenshot(path=ARTIFACTS / "phone-overview.png", full_page=True)
+                    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+                        shutil.copyfile(ARTIFACTS / "overview.png", DOCS_DESKTOP)
+                        shutil.copyfile(ARTIFACTS / "phone-overview.png", DOCS_PHONE)
                 finally:
                     await browser.close()
         finally:

@@ -72,8 +72,8 @@ async def fetch_all(s: WebStack, row: int, outbox: int, csrf: str | None) -> int
              "/api/tools/recheck": {"row": str(row)}, "/tools/resend": {"outbox": str(outbox)},
              "/api/tools/resend": {"outbox": str(outbox)}, "/tools/paytm-test": {},
              "/api/tools/paytm-test": {}, "/tools/reconcile": {}, "/api/tools/reconcile": {},
-             "/tools/bundle": {}, "/api/tools/bundle": {},
-             "/logout": {}}
+             "/tools/bundle": {}, "/api/tools/bundle": {}, "/log/level": {"level": "info"},
+             "/api/log/level": {"level": "info"}, "/logout": {}}
     for path in post_routes(s.app):
         assert path in forms, f"POST {path} not covered by the redaction scan"
         if path == "/logout":

@@ -85,7 +85,10 @@ async def test_link_and_paytm_tests(tmp_path: Path) -> None:
         assert isinstance(pairs, list)
         steps = {str(step): str(text) for step, text in pairs}
         assert steps["TLS handshake"].startswith("skipped: plain http")
-        assert steps["Status call"].startswith("answered 0404")
+        assert steps["EDC status call"].startswith("answered 0404")
+        # The payment-link API is checked too: the same made-up id, "no record found".
+        assert steps["Payment-link status call"].startswith("answered 334"), steps
+        assert "payment-link API" in str(paytm["text"])
         assert s.emulator.count("status") >= 1
         probe = [r for r in s.emulator.requests if r.api == "status"][-1].json
         assert isinstance(probe, dict)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import math
 import signal
 import sys
@@ -18,6 +17,7 @@ import time
 from agent.config import load_config
 from agent.errors import ConfigError
 from agent.keyfile import load_merchant_key
+from agent.logs import setup_logging
 from agent.sim.paytm.app import Emulator
 from agent.sim.paytm.settings import EmulatorSettings, Merchant, Terminal
 
@@ -68,7 +68,8 @@ def emulator_main(args: argparse.Namespace) -> int:
         print(f"edc-agent emulator: --port must be 0..65535 (got {port})", file=sys.stderr)
         return EXIT_USAGE
     # One line per call on stderr ("sale MID ORDER0001 → 0009"); stdout keeps the banner.
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    # The agent's log format (ISO-8601, IST): the two logs read side by side.
+    setup_logging("info")
     try:
         asyncio.run(_serve(settings, port))
     except OSError as exc:

@@ -24,17 +24,22 @@ the rules forbid, to see how the agent answers).
 
 from __future__ import annotations
 
+import difflib
 import math
 import re
 import secrets
 import shlex
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
+from types import MappingProxyType
+from typing import Final
 
 from agent.errors import AgentError, FieldError
 from agent.link.codec import InvalidPayloadError, check_payload
+from agent.paytm.clock import IST
 from agent.register import fields
 from agent.register.ids import IdSource
 from agent.register.messages import (
@@ -55,6 +60,36 @@ HELP = __doc__.split("\n\n")[1] if __doc__ else ""
 _AMOUNT_RE = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
 _PAISE_PER_RUPEE = Decimal(100)
 _BASE36 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+# Every verb and its options: the parser's rules, the REPL's tab completion and
+# "did you mean" all read this one table.
+VERBS: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
+    "sale": ("--txn", "--ref", "--mode", "--tid"),
+    "void": (),
+    "status": ("--kind",),
+    "last": (),
+    "ping": (),
+    "paylink": ("--txn", "--expiry-s"),
+    "resend": (),
+    "refund": (),
+    "raw": (),
+    "wait": (),
+    "sleep": (),
+    "help": (),
+    "quit": (),
+})
+ALIASES: Final[Mapping[str, str]] = MappingProxyType({"?": "help", "exit": "quit"})
+OPTION_VALUES: Final[Mapping[str, tuple[str, ...]]] = MappingProxyType({
+    "--mode": ("ALL", "CARD", "QR"),
+    "--kind": ("sale", "void", "paylink", "refund"),
+})
+SUGGEST_CUTOFF: Final = 0.6  # difflib ratio: "sael" → sale, "stats" → status, "xyz" → nothing
+
+
+def suggest(word: str, choices: Iterable[str]) -> str | None:
+    """The closest of `choices` to a mistyped `word`, or None when nothing is close."""
+    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=SUGGEST_CUTOFF)
+    return close[0] if close else None
 
 
 class CommandError(AgentError):
@@ -138,8 +173,9 @@ def paise_to_rupees(paise: str) -> str:
 class TxnSource:
     """Merchant transaction ids for requests typed without `--txn`: `T` + time + random + n.
 
-    `T240501123045K7Q1`: 8–32 letters and digits, unique between two console runs in
-    the same second (3 random base-36 characters) and within a run (the counter).
+    `T240501123045K7Q1`: 8–32 letters and digits, the time in IST (as on the page,
+    the receipts and the logs), unique between two console runs in the same second
+    (3 random base-36 characters) and within a run (the counter).
     """
 
     def __init__(self, clock: Callable[[], float] = time.time,
@@ -151,7 +187,7 @@ class TxnSource:
 
     def __call__(self) -> str:
         self._count += 1
-        stamp = time.strftime("%y%m%d%H%M%S", time.localtime(self._clock()))
+        stamp = datetime.fromtimestamp(self._clock(), IST).strftime("%y%m%d%H%M%S")
         return f"T{stamp}{self._salt}{self._count}"[:32]
 
 
@@ -172,7 +208,9 @@ def _split(verb: str, args: list[str], positional: Iterable[str],
         if arg.startswith("--") and len(arg) > 2:
             if arg not in allowed:
                 known = ", ".join(sorted(allowed)) or "none"
-                raise CommandError(f"{verb}: unknown option {arg} (options: {known})")
+                close = suggest(arg, allowed)
+                hint = f"did you mean {close}? " if close else ""
+                raise CommandError(f"{verb}: unknown option {arg} ({hint}options: {known})")
             if i + 1 >= len(args):
                 raise CommandError(f"{verb}: {arg} needs a value")
             if arg in opts:
@@ -297,6 +335,9 @@ class CommandParser:
                 return Help()
             case "quit" | "exit":
                 return Quit()
+        close = suggest(verb, VERBS)
+        if close is not None:
+            raise CommandError(f"unknown command {verb!r}: did you mean {close}? (type help)")
         raise CommandError(f"unknown command {verb!r} (type help)")
 
 

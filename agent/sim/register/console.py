@@ -6,9 +6,14 @@ Three layers, so each can be used (and tested) alone:
 - here: `Transcript` prints every frame readably (and in hex with `--hex`), `Console`
   runs commands against a client, `console_main` wires a link URL to them.
 
+On a terminal it is a REPL (`agent.sim.register.repl`): a `> ` prompt with history,
+editing and tab completion, and commands that run while you type the next one. With
+stdin from a pipe or `--script FILE` the commands run one after the other.
+
 Exit codes: 0 when the commands ran (declined payments and unanswered requests
 included: they are printed), 1 on a link error (device missing, frame undelivered,
-link closed), 2 on a wrong command line or script (the line is named).
+link closed, the agent refused the connection), 2 on a wrong command line or script
+(the line is named).
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ import dataclasses
 import io
 import sys
 import threading
-from collections.abc import AsyncIterator, Callable
-from typing import Final, TextIO
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final, TextIO
 
 from agent.errors import AgentError, ConfigError, LinkError, TransportError, UndeliveredError
 from agent.link.codec import encode_frame
@@ -50,10 +55,17 @@ from agent.register.messages import (
 from agent.sim.register import commands as cmd
 from agent.sim.register.client import Exchange, Received, RegisterClient, Sent, TranscriptEvent
 from agent.sim.register.commands import CommandError, CommandParser, ScriptError, paise_to_rupees
+from agent.sim.register.repl import PROGRESS_DEFAULT_S, Repl, describe_waiting, stdin_is_terminal
 from drivers.base import Transport, TransportState
 from drivers.url import LinkProtocol, LinkSpec, parse_link_url
 
 CONNECT_TIMEOUT_S: Final = 5.0  # the first attempt to open the device / reach the agent
+# The emulator's terminal gives up on a customer after 60 s and the agent then sends the
+# failed result: waiting longer than that shows the final answer, not "no final answer".
+WAIT_DEFAULT_S: Final = 120.0
+TCP_DROPPED: Final = ("the agent closed the connection on {url}: a tcp lane serves one "
+                      "register at a time, so another register (or console) is probably "
+                      "connected to this lane already; close it, or use another lane")
 
 OUT: Final = "register → agent: "
 IN: Final = "agent → register: "
@@ -147,8 +159,12 @@ class Transcript:
         self._out = out
         self._err = err if err is not None else out
         self._hex = show_hex
+        self.printer: Callable[[str], None] | None = None  # the REPL's, above the prompt
 
     def line(self, text: str) -> None:
+        if self.printer is not None:
+            self.printer(text)
+            return
         self._out.write(text + "\n")
         self._out.flush()
 
@@ -195,10 +211,30 @@ class Console:
     """Runs console commands against a `RegisterClient`; output through a `Transcript`."""
 
     def __init__(self, client: RegisterClient, transcript: Transcript, *,
-                 wait_s: float) -> None:
+                 wait_s: float, progress_s: float = 0.0) -> None:
         self.client = client
         self.transcript = transcript
         self.wait_s = wait_s
+        self.progress_s = progress_s  # 0: no elapsed-time lines (scripts, pipes)
+
+    async def _with_progress(self, what: str | None, work: Awaitable[Exchange]) -> Exchange:
+        """Await `work`, printing `… what: waiting N s` every progress_s until it ends."""
+        task = asyncio.ensure_future(work)
+        if what is None or self.progress_s <= 0:
+            return await task
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        try:
+            while True:
+                done, _ = await asyncio.wait([task], timeout=self.progress_s)
+                if done:
+                    return task.result()
+                self.transcript.line(f"  … {what}: waiting {loop.time() - started:.0f} s "
+                                     f"(up to {self.wait_s:g} s)")
+        finally:
+            if not task.done():
+                task.cancel()
+                await asyncio.wait([task])
 
     async def execute(self, command: cmd.Command) -> bool:
         """Run one command; False after `quit`. LinkFailure on a link error."""
@@ -206,7 +242,8 @@ class Console:
         try:
             match command:
                 case cmd.Send(request=request):
-                    self._report(await self.client.request(request, self.wait_s))
+                    self._report(await self._with_progress(
+                        describe_waiting(command), self.client.request(request, self.wait_s)))
                 case cmd.SendRaw(payload=payload):
                     self._report(await self.client.request_raw(payload, self.wait_s))
                 case cmd.Wait(seconds=seconds):
@@ -312,6 +349,43 @@ def open_transport(spec: LinkSpec) -> Transport:
     return make_peer_transport(spec)
 
 
+def _watch_tcp(spec: LinkSpec, transport: Transport) -> asyncio.Future[str]:
+    """A future that gets the reason once the agent drops a tcp connection (never for a tty).
+
+    The agent refuses a second register on a tcp lane by closing the connection at once;
+    the console says so instead of "the agent did not acknowledge".
+    """
+    loop = asyncio.get_running_loop()
+    lost: asyncio.Future[str] = loop.create_future()
+    if spec.kind != "tcp":
+        return lost
+
+    async def watch() -> None:
+        await transport.wait_state(TransportState.RECONNECTING, TransportState.DOWN)
+        if not lost.done():
+            lost.set_result(TCP_DROPPED.format(url=spec.url))
+
+    task = loop.create_task(watch(), name="register-console-tcp-watch")
+    lost.add_done_callback(lambda _: task.cancel())
+    return lost
+
+
+async def _until_lost(work: Awaitable[int], lost: asyncio.Future[str],
+                      transcript: Transcript) -> int:
+    task = asyncio.ensure_future(work)
+    waiters: list[asyncio.Future[Any]] = [task, lost]
+    await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        code = task.result()
+        if code != 0 and lost.done():
+            transcript.error(lost.result())
+        return code
+    task.cancel()
+    await asyncio.wait([task])
+    transcript.error(lost.result())
+    return 1
+
+
 async def run_console(
     spec: LinkSpec,
     transcript: Transcript,
@@ -321,6 +395,8 @@ async def run_console(
     parser: CommandParser,
     transport_factory: Callable[[LinkSpec], Transport] = open_transport,
     lines: Callable[[], AsyncIterator[str]] = _stdin_lines,
+    terminal: bool = False,
+    progress_s: float = PROGRESS_DEFAULT_S,
 ) -> int:
     transport = transport_factory(spec)
     try:
@@ -330,20 +406,55 @@ async def run_console(
         except TransportError as exc:
             transcript.error(str(exc))
             return 1
+        lost = _watch_tcp(spec, transport)
         link = Link(transport, spec.timings, name=spec.url, id_of=message_id,
                     protocol=spec.protocol)
         await link.start()
         try:
             async with RegisterClient(link, transcript=transcript) as client:
-                console = Console(client, transcript, wait_s=wait_s)
                 if script is not None:
-                    return await console.run_script(script)
+                    console = Console(client, transcript, wait_s=wait_s)
+                    return await _until_lost(console.run_script(script), lost, transcript)
+                if terminal:
+                    console = Console(client, transcript, wait_s=wait_s, progress_s=progress_s)
+                    return await _run_repl(console, parser, lost)
+                console = Console(client, transcript, wait_s=wait_s)
                 transcript.line(f"connected to {spec.url}; type help for the commands")
-                return await console.run_interactive(lines(), parser)
+                return await _until_lost(console.run_interactive(lines(), parser), lost,
+                                         transcript)
         finally:
+            if not lost.done():
+                lost.cancel()
             await link.stop()
     finally:
         await transport.close()
+
+
+async def _run_repl(console: Console, parser: CommandParser, lost: asyncio.Future[str]) -> int:
+    transcript = console.transcript
+    loop = asyncio.get_running_loop()
+
+    async def run(command: cmd.Command) -> bool:
+        try:
+            return await console.execute(command)
+        except LinkFailure as exc:
+            if console.client.closed and not lost.done():
+                lost.set_result(str(exc))
+            elif not lost.done():
+                transcript.error(str(exc))
+            return True
+
+    def execute(command: cmd.Command) -> asyncio.Task[bool]:
+        return loop.create_task(run(command), name="register-console-command")
+
+    repl = Repl(execute, parser, sys.stdout)
+    transcript.printer = repl.printer
+    transcript.line(f"connected to {console.client.link.name}; type help for the commands, "
+                    "Tab completes, Up recalls, Ctrl-D quits")
+    try:
+        return await repl.run(lost)
+    finally:
+        transcript.printer = None
 
 
 def console_main(args: argparse.Namespace) -> int:
@@ -385,5 +496,31 @@ def console_main(args: argparse.Namespace) -> int:
             print(f"edc-agent register: {exc}", file=err)
             return 2
     transcript = Transcript(sys.stdout, show_hex=bool(args.hex), err=sys.stderr)
-    return asyncio.run(run_console(spec, transcript, wait_s=wait_s, script=script,
-                                   parser=parser))
+    terminal = script is None and stdin_is_terminal()
+    progress_s: float = args.progress_s
+    saved = _terminal_settings() if terminal else None
+    try:
+        return asyncio.run(run_console(spec, transcript, wait_s=wait_s, script=script,
+                                       parser=parser, terminal=terminal,
+                                       progress_s=progress_s))
+    finally:
+        if saved is not None:
+            _restore_terminal(saved)
+
+
+def _terminal_settings() -> list[Any] | None:
+    # readline puts the terminal in its own mode while a line is read; leaving in the
+    # middle of a read (quit from a command, the link lost) must give it back as it was.
+    import termios
+
+    try:
+        return list(termios.tcgetattr(sys.stdin.fileno()))
+    except (termios.error, OSError, ValueError):
+        return None
+
+
+def _restore_terminal(saved: list[Any]) -> None:
+    import termios
+
+    with contextlib.suppress(termios.error, OSError, ValueError):
+        termios.tcsetattr(sys.stdin.fileno(), termios.TCSADRAIN, saved)

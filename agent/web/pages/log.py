@@ -6,10 +6,13 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from agent.logs import LOG_LEVELS, current_level
+from agent.web import actions
 from agent.web.context import WebContext, ctx_of
 from agent.web.facts import LEVELS, LogFacts, attention_now, log_lines
-from agent.web.html import Html, css_class, join, page, tag, when
-from agent.web.params import Params
+from agent.web.html import Html, csrf_input, css_class, join, page, tag, when
+from agent.web.params import BadInput, Params
+from agent.web.security import CSRF_FIELD
 
 LOG_PARAMS = ("level", "lane", "q", "limit")
 DEFAULT_LIMIT = 300
@@ -65,7 +68,40 @@ async def log_page(request: web.Request) -> web.Response:
     shown = tag("ol", rows, class_="log") if lines else tag(
         "p", "No log lines match (the agent keeps the last 2000 lines in memory).",
         class_="muted")
-    body = form + tag("div", tag("p", f"{len(lines)} line(s), newest first.", class_="muted")
-                      + shown, id="log-live", data_live=True)
+    count = tag("p", f"{len(lines)} line(s), newest first.", class_="muted")
+    body = form + level_form(ctx, request) + tag("div", count + shown, id="log-live",
+                                                 data_live=True)
     return page(ctx, request, title="Log", active="log", body=body,
                 attention=attention_now(ctx.agent))
+
+
+def level_form(ctx: WebContext, request: web.Request) -> Html:
+    """What the agent logs from now on: a POST (logged in, CSRF) that needs no restart."""
+    session = ctx.session(request)
+    now = current_level()
+    options = join(tag("option", lv, value=lv, selected=lv == now or None) for lv in LOG_LEVELS)
+    enabled = ctx.actions_enabled and session is not None
+    hint = "" if enabled else " (log in to change it)"
+    return tag("form", csrf_input(session) + join([
+        tag("label", Html("Agent logs at ") + tag("select", options, name="level",
+                                                  disabled=not enabled or None)),
+        tag("button", "Set level", type="submit", disabled=not enabled or None),
+        tag("span", f"now: {now}; until restart{hint}", class_="muted"),
+    ]), method="post", action="/log/level", class_="search", id="log-level")
+
+
+async def level_from_form(request: web.Request) -> str:
+    params = Params(await request.post(), (CSRF_FIELD, "level"))
+    level = params.choice("level", list(LOG_LEVELS), default="")
+    if not level:
+        raise BadInput("level: missing")
+    return level
+
+
+async def log_level_action(request: web.Request) -> web.Response:
+    ctx = ctx_of(request)
+    result = actions.set_log_level(await level_from_form(request))
+    session = ctx.session(request)
+    if session is not None:
+        session.flash.append(("ok", f"{result.title}. {result.text}"))
+    raise web.HTTPSeeOther("/log")

@@ -45,7 +45,8 @@ def render(facts: Overview) -> Html:
         ("Version", facts.version),
         ("Host", facts.host),
         ("Running for", Html(f"{h(age(facts.uptime_s))} (since {when(facts.started_at)})")),
-        ("Config file", tag("code", facts.config_file or "(none: built-in settings)")),
+        ("Config file", tag("code", facts.config_file)  # absolute (load_config)
+         if facts.config_file else "(none: built-in settings)"),
         ("Journal", Html(f"{tag('code', facts.journal_path)} · {h(size(facts.journal_bytes))}"
                          f" · {facts.journal_rows} transaction(s)")),
         ("In flight", f"{facts.in_flight} holding a terminal, {facts.polling} being checked"),
@@ -86,15 +87,24 @@ def paytm_card(paytm: PaytmFacts, facts: Overview) -> Html:
     if paytm.clock_skew_s is None:
         items.append(("Clock", "Paytm's time not seen yet"))
     else:
-        text = f"Paytm − this PC: {paytm.clock_skew_s:+.0f} s"
+        text = f"Paytm − this PC: {signed_seconds(paytm.clock_skew_s)}"
         items.append(("Clock", tag("span", text + (" — fix this PC's time" if
                                                      paytm.skew_warning else " (fine)"),
                                    class_="bad" if paytm.skew_warning else None)))
     return card("Paytm", pairs(items))
 
 
+def signed_seconds(value: float) -> str:
+    """`+3 s`, `-2 s`, and `0 s` for anything that rounds to zero (never "-0 s")."""
+    whole = round(value)
+    return "0 s" if whole == 0 else f"{whole:+d} s"
+
+
 def pill_word(state: str) -> Html:
-    return tag("span", PAYTM_WORDS.get(state, state), class_=f"pill s-{css_class(state)}")
+    # "unknown" here is the normal state after a start (no call yet), not a problem:
+    # a neutral pill, not the red one an unknown *transaction* gets.
+    style = "idle" if state == "unknown" else css_class(state)
+    return tag("span", PAYTM_WORDS.get(state, state), class_=f"pill s-{style}")
 
 
 def lanes_table(lanes: list[LaneFacts]) -> Html:
