@@ -22,6 +22,7 @@ SEEDS = [int(s) for s in os.environ.get("CHAOS_SEEDS", "11").split(",") if s.str
 RUN_TIMEOUT_S = 240  # the run takes about 90 s (v2 lanes repeat a lot); slack for a loaded box
 
 
+@pytest.mark.slow  # about 100 s: run by .ci/run's slow step, not in the quick suite
 @pytest.mark.timeout(RUN_TIMEOUT_S + 30)
 @pytest.mark.parametrize("seed", SEEDS)
 def test_short_campaign_holds_every_invariant(tmp_path: Path, seed: int) -> None:

@@ -83,6 +83,7 @@ def test_rows_carry_what_the_accounts_team_needs(tmp_path: Path) -> None:
         reader.close()
 
 
+@pytest.mark.slow  # a minute: run by .ci/run's slow step, not in the quick suite
 @pytest.mark.timeout(600)  # ~20 s to fill, ~40 s to export on a shared 2-core box
 def test_a_million_rows_in_flat_memory(tmp_path: Path) -> None:
     journal = tmp_path / "journal.db"
