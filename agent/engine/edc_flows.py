@@ -8,17 +8,13 @@ disk, an exception in this flow becomes "follow by status" (`accepted`, a poller
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Protocol
 
-from agent.config import Config
 from agent.engine import polling
-from agent.engine.clock import NotFoundRuns
-from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Ledger, Refusal, amount_warning
-from agent.engine.reporter import LanePort, Reporter
+from agent.engine.flow import Flow, FlowParts
+from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Refusal, amount_warning
+from agent.engine.reporter import LanePort
 from agent.engine.results import (
     NOT_RECEIVED_CODE,
     NOT_RECEIVED_MESSAGE,
@@ -31,7 +27,7 @@ from agent.engine.results import (
     success_message,
 )
 from agent.errors import FieldError
-from agent.journal import Journal, JournalError, Kind, TxnRecord, TxnState
+from agent.journal import JournalError, Kind, TxnRecord, TxnState
 from agent.paytm.clock import format_paytm, parse_paytm
 from agent.paytm.codes import EDC_REQUEST_CODES, Handling
 from agent.paytm.edc import (
@@ -63,20 +59,10 @@ class EdcCalls(Protocol):
     async def void(self, req: VoidRequest) -> EdcOutcome: ...
 
 
-class EdcFlows:
-    def __init__(self, config: Config, journal: Journal, ledger: Ledger, reporter: Reporter,
-                 client: EdcCalls, *, now: Callable[[], datetime],
-                 elapsed: Callable[[TxnRecord], float],
-                 follow: Callable[[TxnRecord], None]) -> None:
-        self._config = config
-        self._journal = journal
-        self._ledger = ledger
-        self._reporter = reporter
+class EdcFlows(Flow):
+    def __init__(self, parts: FlowParts, client: EdcCalls) -> None:
+        super().__init__(parts)
         self._client = client
-        self._now = now
-        self._elapsed = elapsed
-        self._not_found = NotFoundRuns()
-        self._follow = follow
 
     # -- sale -----------------------------------------------------------------------------
 
@@ -137,7 +123,8 @@ class EdcFlows:
             await self._reporter.journal_down(lane, req.id, req.txn, exc)
             return
         # `sending` is on disk: from now on the Sale might reach Paytm.
-        await self._follow_through(lane, req.id, record, lambda: self._client.sale(sale))
+        await self._follow_through(lane, req.id, record, lambda: self._client.sale(sale),
+                                   self._after_request)
 
     # -- void -----------------------------------------------------------------------------
 
@@ -175,7 +162,8 @@ class EdcFlows:
         except JournalError as exc:
             await self._reporter.journal_down(lane, req.id, req.txn, exc)
             return
-        await self._follow_through(lane, req.id, record, lambda: self._client.void(void))
+        await self._follow_through(lane, req.id, record, lambda: self._client.void(void),
+                                   self._after_request)
 
     def _void_refusal(self, lane: LanePort, sale: TxnRecord) -> str | None:
         if sale.state is not TxnState.SUCCESS:
@@ -188,19 +176,6 @@ class EdcFlows:
         return None
 
     # -- the answer to a Sale or Void request ---------------------------------------------
-
-    async def _follow_through(self, lane: LanePort, request_id: str, record: TxnRecord,
-                              call: Callable[[], Awaitable[EdcOutcome]]) -> None:
-        try:
-            outcome = await call()
-            await self._after_request(lane, request_id, record, outcome)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("%s %s: unexpected error after sending; following it by status",
-                          record.kind.value, record.txn, extra={"lane": lane.name})
-            await self._reporter.follow_unknown(lane, request_id, record,
-                                                f"agent error after sending: {exc!r}"[:200])
 
     async def _after_request(self, lane: LanePort, request_id: str, record: TxnRecord,
                              outcome: EdcOutcome) -> None:

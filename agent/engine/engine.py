@@ -37,6 +37,7 @@ from agent.day.totals import day_report, message_figures, parse_day, x_report_li
 from agent.engine import polling
 from agent.engine.clock import ClockWatch, MoneyClock
 from agent.engine.edc_flows import EdcCalls, EdcFlows
+from agent.engine.flow import FlowParts
 from agent.engine.ledger import Ledger
 from agent.engine.pg_flows import PgCalls, PgFlows
 from agent.engine.reporter import LanePort, Reply, Reporter
@@ -121,10 +122,10 @@ class Engine:
         self.ledger = Ledger(journal, on_sent=self._sent)
         self.reporter = Reporter(config, journal, self.ledger, self._lanes, self.now,
                                  self.start_poller)
-        self._edc = EdcFlows(config, journal, self.ledger, self.reporter, edc, now=self.now,
-                             elapsed=self.elapsed, follow=self.start_poller)
-        self._pg = PgFlows(config, journal, self.ledger, self.reporter, pg, now=self.now,
-                           elapsed=self.elapsed, follow=self.start_poller)
+        parts = FlowParts(config, journal, self.ledger, self.reporter, now=self.now,
+                          elapsed=self.elapsed, follow=self.start_poller)
+        self._edc = EdcFlows(parts, edc)
+        self._pg = PgFlows(parts, pg)
 
     # -- lifecycle --------------------------------------------------------------------
 

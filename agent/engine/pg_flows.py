@@ -16,20 +16,17 @@ every answer goes through the reporter. This module never reaches back into the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Protocol
 
-from agent.config import Config
 from agent.engine import polling
-from agent.engine.clock import NotFoundRuns
-from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Ledger, Refusal, amount_warning
-from agent.engine.reporter import LanePort, Reporter
+from agent.engine.flow import Flow, FlowParts
+from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Refusal, amount_warning
+from agent.engine.reporter import LanePort
 from agent.engine.results import UNKNOWN_MESSAGE, Outcome, PaytmView, request_fields
 from agent.errors import FieldError
-from agent.journal import Journal, JournalError, Kind, TxnRecord, TxnState
+from agent.journal import JournalError, Kind, TxnRecord, TxnState
 from agent.paytm.clock import format_paytm, parse_paytm
 from agent.paytm.codes import PG_STATUS_CODES, REFUND_CODES, Handling, cashier_message
 from agent.paytm.outcome import Answered, NotSent, Unknown
@@ -79,20 +76,10 @@ class PgCalls(Protocol):
                             ) -> Answered[RefundStatusAnswer] | NotSent | Unknown: ...
 
 
-class PgFlows:
-    def __init__(self, config: Config, journal: Journal, ledger: Ledger, reporter: Reporter,
-                 client: PgCalls | None, *, now: Callable[[], datetime],
-                 elapsed: Callable[[TxnRecord], float],
-                 follow: Callable[[TxnRecord], None]) -> None:
-        self._config = config
-        self._journal = journal
-        self._ledger = ledger
-        self._reporter = reporter
+class PgFlows(Flow):
+    def __init__(self, parts: FlowParts, client: PgCalls | None) -> None:
+        super().__init__(parts)
         self._client = client
-        self._now = now
-        self._elapsed = elapsed
-        self._not_found = NotFoundRuns()
-        self._follow = follow
 
     @property
     def client(self) -> PgCalls:
@@ -188,23 +175,6 @@ class PgFlows:
                                         detail=answer.message)
             case Answered():
                 raise TypeError("a send-link call answered with another kind of answer")
-
-    async def _follow_through(
-        self, lane: LanePort, request_id: str, record: TxnRecord,
-        call: Callable[[], Awaitable[PgOutcome]],
-        after: Callable[[LanePort, str, TxnRecord, PgOutcome], Awaitable[None]],
-    ) -> None:
-        """`sending` is on disk: whatever goes wrong now, the order is followed by status."""
-        try:
-            outcome = await call()
-            await after(lane, request_id, record, outcome)
-        except asyncio.CancelledError:
-            raise
-        except Exception as exc:
-            log.exception("%s %s: unexpected error after sending; following it by status",
-                          record.kind.value, record.txn, extra={"lane": lane.name})
-            await self._reporter.follow_unknown(lane, request_id, record,
-                                                f"agent error after sending: {exc!r}"[:200])
 
     async def resend(self, lane: LanePort, req: Resend) -> None:
         journal = self._journal
