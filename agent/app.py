@@ -40,6 +40,7 @@ from agent.paytm.edc import EdcClient
 from agent.paytm.http import make_session
 from agent.paytm.outcome import CallRecord
 from agent.paytm.pg import PgClient
+from agent.startcheck import StartCheck
 from agent.webhook_server import WebhookServer
 from drivers.base import Transport
 from drivers.url import LinkSpec
@@ -200,7 +201,8 @@ class Agent:
         log.info("edc-agent stopped")
 
 
-async def _serve(config: Config, key: MerchantKey) -> None:
+async def _serve(config: Config, key: MerchantKey,
+                 journal_check: StartCheck | None = None) -> None:
     from agent.service.systemd import SystemdService, agent_status
 
     # The journal's writer thread needs the GIL for a few microseconds per step; with
@@ -208,7 +210,10 @@ async def _serve(config: Config, key: MerchantKey) -> None:
     # to 5 ms for it, three or four times a sale. A shorter interval costs the loop
     # nothing while the writer sleeps in its queue or in fsync (the GIL is released).
     sys.setswitchinterval(GIL_SWITCH_INTERVAL_S)
-    agent = Agent(config, key)
+    same = journal_check is not None and journal_check.path == config.journal.path
+    journal = Journal(config.journal.path,
+                      checked=journal_check.problems if same and journal_check else None)
+    agent = Agent(config, key, journal=journal)
     # systemd/edc-agent.service is Type=notify with WatchdogSec=; outside systemd
     # (no NOTIFY_SOCKET) every call on `service` does nothing.
     service = SystemdService.from_environ(lambda: agent_status(agent))
@@ -253,7 +258,7 @@ async def start_web_or_log(agent: Agent) -> WebServer | None:
         return None
 
 
-def run_main(args: argparse.Namespace) -> int:
+def run_main(args: argparse.Namespace, journal_check: StartCheck | None = None) -> int:
     from agent.logs import journal_prefix
 
     try:
@@ -273,7 +278,7 @@ def run_main(args: argparse.Namespace) -> int:
     level: str | None = getattr(args, "log_level", None)
     setup_logging(level if level is not None else config.log.level)
     try:
-        asyncio.run(_serve(config, key))
+        asyncio.run(_serve(config, key, journal_check))
     except KeyboardInterrupt:
         return 130
     except AgentError as exc:  # e.g. the journal cannot be opened: say so, exit non-zero

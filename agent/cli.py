@@ -209,9 +209,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"edc-agent {__version__}")
             return 0
         if command == "run":
+            # The journal's integrity check reads the whole file: start it now, so it runs
+            # while the agent's imports do (agent/startcheck.py).
+            from agent.config import load_config
+            from agent.errors import ConfigError
+            from agent.startcheck import start_journal_check
+
+            try:
+                check = start_journal_check(load_config(args.config).journal.path)
+            except ConfigError:
+                check = None  # run_main reports the config's problems
             from agent.app import run_main
 
-            return run_main(args)
+            return run_main(args, check)
         if command == "check-config":
             from agent.checkconfig import check_config_main
 

@@ -86,8 +86,11 @@ class Journal(JournalReader):
         *,
         durable: bool = True,
         clock: Callable[[], float] = time.time,
+        checked: Callable[[], list[str] | None] | None = None,
     ) -> None:
-        """`durable=False` (synchronous=OFF) exists only for benchmarks that measure fsync."""
+        """`durable=False` (synchronous=OFF) exists only for benchmarks that measure fsync.
+        `checked`: the start-up quick_check's findings, when it already ran on this file
+        (`agent.startcheck`); None from it means "not checked", and it is checked here."""
         path_text = str(path)
         self._clock = clock
         # The time each step waited for its commit (submission → on disk), newest last.
@@ -115,7 +118,11 @@ class Journal(JournalReader):
             writer_db.execute("PRAGMA journal_mode=WAL")
             writer_db.execute(f"PRAGMA synchronous={'FULL' if durable else 'OFF'}")
             writer_db.execute("PRAGMA foreign_keys=ON")
-            _integrity(writer_db, path_text, QUICK_CHECK)
+            found = checked() if checked is not None else None
+            if found is None:
+                _integrity(writer_db, path_text, QUICK_CHECK)
+            else:
+                _judge(path_text, found)  # checked already, beside the imports
             _migrate(writer_db, path_text)
             reader_db = connect_reader(path_text)
             info = os.stat(path_text)
@@ -522,7 +529,10 @@ def _check_existing(path: str) -> None:
 
 def _integrity(db: sqlite3.Connection, path: str, check: str) -> None:
     rows = db.execute(f"PRAGMA {check}").fetchall()
-    problems = [str(r[0]) for r in rows]
+    _judge(path, [str(r[0]) for r in rows])
+
+
+def _judge(path: str, problems: list[str]) -> None:
     if problems != ["ok"]:
         detail = " ".join("; ".join(problems[:PROBLEMS_NAMED]).split())  # one line
         raise JournalCorruptError(path, detail)
