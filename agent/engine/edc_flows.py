@@ -124,7 +124,9 @@ class EdcFlows(Flow):
             return
         # `sending` is on disk: from now on the Sale might reach Paytm.
         await self._follow_through(lane, req.id, record, lambda: self._client.sale(sale),
-                                   self._after_request)
+                                   self._after_request,
+                                   nothing_happened="Paytm could not be reached; nothing was "
+                                                    "charged")
 
     # -- void -----------------------------------------------------------------------------
 
@@ -163,7 +165,9 @@ class EdcFlows(Flow):
             await self._reporter.journal_down(lane, req.id, req.txn, exc)
             return
         await self._follow_through(lane, req.id, record, lambda: self._client.void(void),
-                                   self._after_request)
+                                   self._after_request,
+                                   nothing_happened="Paytm could not be reached; nothing was "
+                                                    "charged")
 
     def _void_refusal(self, lane: LanePort, sale: TxnRecord) -> str | None:
         if sale.state is not TxnState.SUCCESS:
@@ -178,39 +182,31 @@ class EdcFlows(Flow):
     # -- the answer to a Sale or Void request ---------------------------------------------
 
     async def _after_request(self, lane: LanePort, request_id: str, record: TxnRecord,
-                             outcome: EdcOutcome) -> None:
+                             answer: RequestAnswer) -> None:
         reporter = self._reporter
-        match outcome:
-            case NotSent(reason=reason):
-                await reporter.not_sent(lane, request_id, record, reason,
-                                        "Paytm could not be reached; nothing was charged")
-            case Unknown(reason=reason):
-                await reporter.follow_unknown(lane, request_id, record, reason)
-            case Answered(response=answer) if answer.accepted:
-                await reporter.accepted(lane, request_id, record, code=answer.code,
-                                        message=answer.message)
-            case Answered(response=answer):
-                known = EDC_REQUEST_CODES.get(answer.code)
-                if known is not None and known.handling is Handling.RETRY_STATUS:
-                    # A Paytm system error does not prove the request was dropped.
-                    await reporter.accepted(lane, request_id, record, state=TxnState.PENDING,
-                                            code=answer.code,
-                                            detail=f"Paytm error {answer.code}: checking "
-                                                   "status")
-                    return
-                if known is not None and known.handling is Handling.DUPLICATE \
-                        and await self._known_to_paytm(record):
-                    # 0233: Paytm already has this id, on this terminal, for this amount:
-                    # an earlier attempt did reach it. Follow that one; never sell again.
-                    await reporter.accepted(lane, request_id, record, state=TxnState.PENDING,
-                                            code=answer.code,
-                                            detail="0233: following the earlier attempt")
-                    return
-                error = Error(re=request_id, code=ErrorCode.REJECTED, txn=record.txn,
-                              paytm_code=answer.code,
-                              message=rejection_message(answer.code, answer.message))
-                await reporter.rejected(lane, error, record, code=answer.code,
-                                        detail=answer.message)
+        if answer.accepted:
+            await reporter.accepted(lane, request_id, record, code=answer.code,
+                                    message=answer.message)
+            return
+        known = EDC_REQUEST_CODES.get(answer.code)
+        if known is not None and known.handling is Handling.RETRY_STATUS:
+            # A Paytm system error does not prove the request was dropped.
+            await reporter.accepted(lane, request_id, record, state=TxnState.PENDING,
+                                    code=answer.code,
+                                    detail=f"Paytm error {answer.code}: checking status")
+            return
+        if known is not None and known.handling is Handling.DUPLICATE \
+                and await self._known_to_paytm(record):
+            # 0233: Paytm already has this id, on this terminal, for this amount: an
+            # earlier attempt did reach it. Follow that one; never sell again.
+            await reporter.accepted(lane, request_id, record, state=TxnState.PENDING,
+                                    code=answer.code,
+                                    detail="0233: following the earlier attempt")
+            return
+        error = Error(re=request_id, code=ErrorCode.REJECTED, txn=record.txn,
+                      paytm_code=answer.code,
+                      message=rejection_message(answer.code, answer.message))
+        await reporter.rejected(lane, error, record, code=answer.code, detail=answer.message)
 
     async def _known_to_paytm(self, record: TxnRecord) -> bool:
         """Does Paytm know `record.txn` on our terminal with our amount? (after a 0233)"""

@@ -223,10 +223,6 @@ class Engine:
     def refusals(self) -> dict[str, int]:
         return dict(self.reporter.refusals)
 
-    def history(self, record: TxnRecord) -> tuple[bool, str | None]:
-        """(voided, refunded paise or None): what later steps did to a sale or link."""
-        return self.ledger.history(record)
-
     def elapsed(self, record: TxnRecord) -> float:
         """Seconds since `sending` on the monotonic clock (persisted across restarts)."""
         return self.money_clock.elapsed(record)

@@ -15,6 +15,7 @@ from agent.engine.clock import NotFoundRuns
 from agent.engine.ledger import Ledger
 from agent.engine.reporter import LanePort, Reporter
 from agent.journal import Journal, TxnRecord
+from agent.paytm.outcome import Answered, NotSent, Unknown
 
 log = logging.getLogger(__name__)
 
@@ -47,15 +48,27 @@ class Flow:
 
     async def _follow_through(
         self, lane: LanePort, request_id: str, record: TxnRecord,
-        call: Callable[[], Awaitable[Answer]],
-        after: Callable[[LanePort, str, TxnRecord, Answer], Awaitable[None]],
+        call: Callable[[], Awaitable[Answered[Answer] | NotSent | Unknown]],
+        answered: Callable[[LanePort, str, TxnRecord, Answer], Awaitable[None]],
+        *, nothing_happened: str,
     ) -> None:
-        """`sending` is on disk: whatever goes wrong now (a bug, an answer nobody expected)
-        is followed by status — `accepted` and a poller, never `INTERNAL`, never a held
+        """`sending` is on disk: make the call and report it, the same for every kind.
+
+        Provably not sent (`NotSent`): `CLOUD_UNAVAILABLE` with `nothing_happened`, and the
+        same request may come again. No answer (`Unknown`): it may have reached Paytm (a
+        charge, an SMS), so it is followed by status and never sent again. An answer goes to
+        `answered`. Whatever goes wrong meanwhile (a bug, an answer nobody expected) is
+        followed by status too — `accepted` and a poller, never `INTERNAL`, never a held
         terminal without a poller."""
         try:
-            outcome = await call()
-            await after(lane, request_id, record, outcome)
+            match await call():
+                case NotSent(reason=reason):
+                    await self._reporter.not_sent(lane, request_id, record, reason,
+                                                  nothing_happened)
+                case Unknown(reason=reason):
+                    await self._reporter.follow_unknown(lane, request_id, record, reason)
+                case Answered(response=answer):
+                    await answered(lane, request_id, record, answer)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

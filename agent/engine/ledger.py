@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from agent.journal import FINAL_STATES, Journal, Kind, TxnRecord, TxnState
+from agent.journal import FINAL_STATES, Journal, Kind, TxnRecord, TxnState, later_steps
 from agent.receipts import rupees
 from agent.register.messages import ErrorCode
 
@@ -241,11 +241,8 @@ class Ledger:
         if record.kind not in (Kind.SALE, Kind.PAYLINK):
             return False, None
         void = self._journal.find(Kind.VOID, record.txn) if record.kind is Kind.SALE else None
-        voided = void is not None and void.state is TxnState.SUCCESS
-        refunds = [r for r in self._journal.children(Kind.REFUND, record.txn)
-                   if r.state is TxnState.SUCCESS]
-        refunded = str(sum(int(r.amount) for r in refunds)) if refunds else None
-        return voided, refunded
+        voided, refunded = later_steps(void, self._journal.children(Kind.REFUND, record.txn))
+        return voided, str(refunded) if refunded else None
 
 
 def amount_warning(record: TxnRecord, reported: str | None) -> str | None:

@@ -56,9 +56,6 @@ _REFUND_FIELDS = {"refId": "refund_id", "refundAmount": "amount", "orderId": "tx
                   "txnId": "txn"}
 
 
-PgOutcome = Answered[LinkAnswer] | Answered[RefundAnswer] | NotSent | Unknown
-
-
 class PgCalls(Protocol):
     """What these flows need from Paytm's PG API (`agent.paytm.pg.PgClient`)."""
 
@@ -152,29 +149,21 @@ class PgFlows(Flow):
             await reporter.journal_down(lane, req.id, req.txn, exc)
             return
         await self._follow_through(lane, req.id, record, lambda: self.client.send_link(send),
-                                   self._after_link)
+                                   self._after_link,
+                                   nothing_happened="Paytm could not be reached; no link was "
+                                                    "sent")
 
     async def _after_link(self, lane: LanePort, request_id: str, record: TxnRecord,
-                          outcome: PgOutcome) -> None:
-        reporter = self._reporter
-        match outcome:
-            case NotSent(reason=reason):
-                await reporter.not_sent(lane, request_id, record, reason,
-                                        "Paytm could not be reached; no link was sent")
-            case Unknown(reason=reason):
-                # The SMS may have gone out: follow the order by status, never send again.
-                await reporter.follow_unknown(lane, request_id, record, reason)
-            case Answered(response=LinkAnswer() as answer) if answer.queued:
-                await reporter.accepted(lane, request_id, record, code=answer.code,
-                                        message=answer.message, detail="SMS queued")
-            case Answered(response=LinkAnswer() as answer):
-                error = Error(re=request_id, code=ErrorCode.REJECTED, txn=record.txn,
-                              paytm_code=answer.code,
-                              message=cashier_message(LINK_CODES, answer.code, answer.message))
-                await reporter.rejected(lane, error, record, code=answer.code,
-                                        detail=answer.message)
-            case Answered():
-                raise TypeError("a send-link call answered with another kind of answer")
+                          answer: LinkAnswer) -> None:
+        if answer.queued:
+            await self._reporter.accepted(lane, request_id, record, code=answer.code,
+                                          message=answer.message, detail="SMS queued")
+            return
+        error = Error(re=request_id, code=ErrorCode.REJECTED, txn=record.txn,
+                      paytm_code=answer.code,
+                      message=cashier_message(LINK_CODES, answer.code, answer.message))
+        await self._reporter.rejected(lane, error, record, code=answer.code,
+                                      detail=answer.message)
 
     async def resend(self, lane: LanePort, req: Resend) -> None:
         journal = self._journal
@@ -280,39 +269,28 @@ class PgFlows(Flow):
             await reporter.journal_down(lane, req.id, req.refund_id, exc)
             return
         await self._follow_through(lane, req.id, record, lambda: self.client.refund(refund),
-                                   self._after_refund)
+                                   self._after_refund,
+                                   nothing_happened="Paytm could not be reached; nothing was "
+                                                    "refunded")
 
     async def _after_refund(self, lane: LanePort, request_id: str, record: TxnRecord,
-                            outcome: PgOutcome) -> None:
+                            answer: RefundAnswer) -> None:
         reporter = self._reporter
-        match outcome:
-            case NotSent(reason=reason):
-                await reporter.not_sent(lane, request_id, record, reason,
-                                        "Paytm could not be reached; nothing was refunded")
-            case Unknown(reason=reason):
-                await reporter.follow_unknown(lane, request_id, record, reason)
-            case Answered(response=RefundAnswer() as answer) if answer.state in (
-                    RefundState.SUCCESS, RefundState.PENDING, RefundState.DUPLICATE):
-                # 617 (this refId was raised before) is our own earlier attempt: follow it.
-                if answer.state is RefundState.SUCCESS:
-                    current = await self._journal.transition(
-                        record.row_id, TxnState.ACCEPTED, code=answer.code,
-                        message=answer.message)
-                    await lane.reply(Accepted(re=request_id, txn=record.txn, kind="refund"))
-                    await reporter.finish(current, Outcome("success", answer.code, "Refunded",
-                                                           {}))
-                    return
-                await reporter.accepted(lane, request_id, record, code=answer.code,
-                                        message=answer.message)
-            case Answered(response=RefundAnswer() as answer):
-                error = Error(re=request_id, code=ErrorCode.REJECTED, txn=record.txn,
-                              paytm_code=answer.code,
-                              message=cashier_message(REFUND_CODES, answer.code,
-                                                      answer.message))
-                await reporter.rejected(lane, error, record, code=answer.code,
-                                        detail=answer.message)
-            case Answered():
-                raise TypeError("a refund call answered with another kind of answer")
+        if answer.state is RefundState.SUCCESS:
+            current = await self._journal.transition(record.row_id, TxnState.ACCEPTED,
+                                                     code=answer.code, message=answer.message)
+            await lane.reply(Accepted(re=request_id, txn=record.txn, kind="refund"))
+            await reporter.finish(current, Outcome("success", answer.code, "Refunded", {}))
+            return
+        if answer.state in (RefundState.PENDING, RefundState.DUPLICATE):
+            # 617 (this refId was raised before) is our own earlier attempt: follow it.
+            await reporter.accepted(lane, request_id, record, code=answer.code,
+                                    message=answer.message)
+            return
+        error = Error(re=request_id, code=ErrorCode.REJECTED, txn=record.txn,
+                      paytm_code=answer.code,
+                      message=cashier_message(REFUND_CODES, answer.code, answer.message))
+        await reporter.rejected(lane, error, record, code=answer.code, detail=answer.message)
 
     # -- polling --------------------------------------------------------------------------
 

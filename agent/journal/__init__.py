@@ -11,6 +11,7 @@ from agent.journal.records import (
     SweepRecord,
     TxnRecord,
     TxnState,
+    later_steps,
     transition_allowed,
 )
 from agent.journal.retention import RetentionReport, iter_archived, run_retention
@@ -33,6 +34,7 @@ __all__ = [
     "TxnRecord",
     "TxnState",
     "iter_archived",
+    "later_steps",
     "run_retention",
     "transition_allowed",
 ]

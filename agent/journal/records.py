@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -130,3 +131,11 @@ def transition_allowed(current: TxnState, target: TxnState, *, not_sent: bool) -
     if target in TRANSITIONS[current]:
         return True
     return current is TxnState.FAILED and not_sent and target in NOT_SENT_RETRY
+
+
+def later_steps(void: TxnRecord | None, refunds: Iterable[TxnRecord]) -> tuple[bool, int]:
+    """What later steps did to a sale or payment link: (a void succeeded, paise refunded by
+    the successful refunds). The one reading of its void and refunds, for the register's
+    `voided`/`refunded` and for the page."""
+    voided = void is not None and void.state is TxnState.SUCCESS
+    return voided, sum(int(r.amount) for r in refunds if r.state is TxnState.SUCCESS)

@@ -95,7 +95,6 @@ class Journal(JournalReader):
         self._clock = clock
         # The time each step waited for its commit (submission → on disk), newest last.
         self.write_latency: deque[float] = deque(maxlen=LATENCY_SAMPLES)
-        self.commit_seconds: deque[float] = deque(maxlen=LATENCY_SAMPLES)
         self.health = JournalHealth()
         # Called after each commit with (what, txn row): "state", "event" or "delivered".
         # Live web views and tests wait on these instead of polling the file.
@@ -217,9 +216,8 @@ class Journal(JournalReader):
                 except Exception:
                     log.exception("journal listener failed")
 
-    def _committed(self, seconds: float, waits: list[float]) -> None:
-        # Writer thread. deque.append is atomic; the flags are plain stores.
-        self.commit_seconds.append(seconds)
+    def _committed(self, waits: list[float]) -> None:
+        # Writer thread. deque.extend is atomic; the flags are plain stores.
         if self._identity_error:
             return
         self.write_latency.extend(waits)

@@ -73,7 +73,7 @@ class Writer:
         self,
         db: sqlite3.Connection,
         *,
-        on_commit: Callable[[float, list[float]], None],
+        on_commit: Callable[[list[float]], None],
         on_failure: Callable[[str], None],
         notify: Callable[[list[tuple[str, int]], list[float]], None],
         guard: Callable[[], str | None] | None = None,
@@ -81,7 +81,7 @@ class Writer:
         self._db = db
         self._guard = guard  # before each batch: None, or why nothing may be committed
         self._queue: queue.SimpleQueue[_Step | None] = queue.SimpleQueue()
-        self._on_commit = on_commit  # (commit seconds, each step's wait) — writer thread
+        self._on_commit = on_commit  # each step's wait for its commit — writer thread
         self._on_failure = on_failure  # writer thread
         self._notify = notify  # loop thread, after the steps' futures resolved: (notes, waits)
         self.stats = WriterStats()
@@ -157,7 +157,6 @@ class Writer:
 
     def _commit(self, batch: list[_Step]) -> None:
         db = self._db
-        start = time.perf_counter()
         outcomes: list[tuple[bool, Any, list[tuple[str, int]]]] = []
         # A step alone needs no savepoint: if it is refused, the transaction holds nothing
         # else and is rolled back whole (three statements fewer on the common path).
@@ -204,7 +203,7 @@ class Writer:
         self.stats.commits += 1
         self.stats.steps += sum(1 for ok, _, _ in outcomes if ok)
         waits = [done - step.submitted for step in batch]
-        self._on_commit(done - start, waits)
+        self._on_commit(waits)
         _settle(batch, outcomes, self._notify, waits)
 
 

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from agent import __version__
 from agent.config import Config
 from agent.engine.results import restored_json
-from agent.journal import FINAL_STATES, JournalReader, Kind, TxnRecord, TxnState
+from agent.journal import FINAL_STATES, JournalReader, Kind, TxnRecord, TxnState, later_steps
 from agent.logs import REDACTED, LogLine
 from agent.paytm.clock import IST
 from agent.paytm.codes import (
@@ -430,10 +430,8 @@ def _relations(journal: JournalReader, record: TxnRecord) -> dict[str, Any]:
     void = journal.find(Kind.VOID, record.txn) if record.kind is Kind.SALE else None
     refunds = journal.children(Kind.REFUND, record.txn)
     related = [txn_row(r) for r in ([void] if void is not None else []) + refunds]
-    later = []
-    if void is not None and void.state is TxnState.SUCCESS:
-        later.append("voided")
-    refunded = sum(int(r.amount) for r in refunds if r.state is TxnState.SUCCESS)
+    voided, refunded = later_steps(void, refunds)
+    later = ["voided"] if voided else []
     if refunded:
         later.append(f"refunded {amount_text(str(refunded))} of {amount_text(record.amount)}")
     return {"related": related, "later": ", ".join(later)}
