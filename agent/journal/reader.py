@@ -107,6 +107,14 @@ def open_read_only(path: str) -> JournalReader:
     return JournalReader(path, db)
 
 
+def fetch_txn(db: sqlite3.Connection, row_id: int) -> TxnRecord:
+    """One row by id, on any connection (the reader's, or the writer's inside a step)."""
+    row = db.execute(f"SELECT {TXN_COLUMNS} FROM txns WHERE id=?", (row_id,)).fetchone()
+    if row is None:
+        raise JournalError(f"no transaction row {row_id}")
+    return txn_record(row)
+
+
 class JournalReader:
     def __init__(self, path: str, db: sqlite3.Connection) -> None:
         self.path = path
@@ -132,10 +140,7 @@ class JournalReader:
     # -- queries ----------------------------------------------------------------------
 
     def get(self, row_id: int) -> TxnRecord:
-        row = self._db.execute(f"SELECT {TXN_COLUMNS} FROM txns WHERE id=?", (row_id,)).fetchone()
-        if row is None:
-            raise JournalError(f"no transaction row {row_id}")
-        return txn_record(row)
+        return fetch_txn(self._db, row_id)
 
     def find(self, kind: Kind, txn: str) -> TxnRecord | None:
         row = self._db.execute(

@@ -33,14 +33,13 @@ from agent.journal.reader import (
     BUSY_TIMEOUT_S,
     OUTBOX_COLUMNS,
     OUTBOX_FROM,
-    TXN_COLUMNS,
     JournalError,
     JournalReader,
     connect_reader,
+    fetch_txn,
     integrity_problems,
     outbox_record,
     sweep_record,
-    txn_record,
 )
 from agent.journal.records import (
     Kind,
@@ -309,7 +308,7 @@ class Journal(JournalReader):
             row_id = int(cur.lastrowid or 0)
             for state in steps:
                 _event(db, row_id, now, state.value, "", "")
-            return _get(db, row_id), [("state", row_id)]
+            return fetch_txn(db, row_id), [("state", row_id)]
 
         record: TxnRecord = await self._run(op)
         return record
@@ -352,7 +351,7 @@ class Journal(JournalReader):
             _check_transition(db, row_id, state)
             db.execute(f"UPDATE txns SET {', '.join(sets)} WHERE id=?", (*args, row_id))
             _event(db, row_id, now, state.value, code or "", detail)
-            return _get(db, row_id), [("state", row_id)]
+            return fetch_txn(db, row_id), [("state", row_id)]
 
         record: TxnRecord = await self._run(op)
         return record
@@ -422,7 +421,7 @@ class Journal(JournalReader):
             )
             outbox = db.execute(f"SELECT {OUTBOX_COLUMNS} {OUTBOX_FROM} WHERE o.id=?",
                                 (int(cur.lastrowid or 0),)).fetchone()
-            return (_get(db, row_id), outbox_record(outbox)), [("state", row_id)]
+            return (fetch_txn(db, row_id), outbox_record(outbox)), [("state", row_id)]
 
         done: tuple[TxnRecord, OutboxRecord] = await self._run(op)
         return done
@@ -466,7 +465,7 @@ class Journal(JournalReader):
                 db.execute("UPDATE txns SET payment=?, updated_at=? WHERE id=?",
                            (_dumps({**payment, **added}), now, row_id))
                 _event(db, row_id, now, str(row[1]), "", detail)
-            return _get(db, row_id), [("event", row_id)] if added else []
+            return fetch_txn(db, row_id), [("event", row_id)] if added else []
 
         record: TxnRecord = await self._run(op)
         return record
@@ -554,13 +553,6 @@ def _migrate(db: sqlite3.Connection, path: str) -> None:
             raise
         db.execute("COMMIT")
         log.info("journal %s migrated to schema version %d", path, target)
-
-
-def _get(db: sqlite3.Connection, row_id: int) -> TxnRecord:
-    row = db.execute(f"SELECT {TXN_COLUMNS} FROM txns WHERE id=?", (row_id,)).fetchone()
-    if row is None:
-        raise JournalError(f"no transaction row {row_id}")
-    return txn_record(row)
 
 
 def _check_transition(db: sqlite3.Connection, row_id: int, target: TxnState) -> None:
