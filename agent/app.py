@@ -28,11 +28,11 @@ from agent import __version__
 from agent.capture import Capture
 from agent.config import Config, load_config
 from agent.engine.engine import CloudHealth, Engine
-from agent.engine.lane import Lane
 from agent.engine.sweep import Sweeper
 from agent.errors import AgentError, ConfigError
 from agent.journal import Journal, JournalCorruptError, RetentionReport, run_retention
 from agent.keyfile import load_merchant_key
+from agent.link.spec import LinkSpec
 from agent.listener import FdBudget, fd_budget, quiet_accept_errors
 from agent.logs import SECRETS, setup_logging
 from agent.paytm.checksum import MerchantKey
@@ -40,10 +40,11 @@ from agent.paytm.edc import EdcClient
 from agent.paytm.http import make_session
 from agent.paytm.outcome import CallRecord
 from agent.paytm.pg import PgClient
+from agent.register.lane import Lane
 from agent.startcheck import StartCheck
 from agent.webhook_server import WebhookServer
 from drivers.base import Transport
-from drivers.url import LinkSpec
+from drivers.errors import TransportError
 
 if TYPE_CHECKING:
     from agent.bundle import ReportHook
@@ -281,7 +282,7 @@ def run_main(args: argparse.Namespace, journal_check: StartCheck | None = None) 
         asyncio.run(_serve(config, key, journal_check))
     except KeyboardInterrupt:
         return 130
-    except AgentError as exc:  # e.g. the journal cannot be opened: say so, exit non-zero
+    except (AgentError, TransportError) as exc:  # e.g. no journal: say so, exit non-zero
         log.critical("edc-agent cannot run: %s", exc)
         return 1
     except sqlite3.DatabaseError as exc:  # damage the start-up check did not see

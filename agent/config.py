@@ -20,9 +20,9 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 from agent.errors import ConfigError
+from agent.link.spec import LinkSpec, parse_link_url
 from agent.net import is_loopback_host, split_host_port
 from agent.paytm.checksum import ChecksumMode
-from drivers.url import LinkSpec, parse_link_url
 
 DEFAULT_KEY_FILE = "/etc/edc-agent/merchant.key"
 DEFAULT_JOURNAL = "/var/lib/edc-agent/journal.db"
@@ -144,12 +144,6 @@ class Config:
     log: LogConfig = LogConfig()
     lanes: tuple[LaneConfig, ...] = ()
     source: str | None = None  # the file it came from, for the diagnostics page
-
-    def lane(self, name: str) -> LaneConfig:
-        for lane in self.lanes:
-            if lane.name == name:
-                return lane
-        raise KeyError(name)
 
 
 # ---------------------------------------------------------------------------

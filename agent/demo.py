@@ -27,6 +27,7 @@ from agent.app import Agent
 from agent.config import Config, config_from_dict
 from agent.link.codec import ACK, encode_answer, encode_frame_v2
 from agent.link.layer import Link
+from agent.link.timings import LinkProtocol, LinkTimings
 from agent.logs import RECENT, SECRETS
 from agent.paytm.outcome import CallRecord
 from agent.receipts import rupees
@@ -50,7 +51,6 @@ from agent.register.messages import (
 from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, demo_bench_tid
 from agent.sim.register.client import Received, RegisterClient, Sent, TranscriptEvent
 from drivers.fd import FdTransport
-from drivers.url import LinkProtocol, LinkTimings
 
 if TYPE_CHECKING:
     from agent.web.server import WebServer

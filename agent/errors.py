@@ -41,26 +41,6 @@ class FieldError(AgentError):
         super().__init__(f"{field}: {message}")
 
 
-class TransportError(AgentError):
-    """A byte pipe (serial, USB, TCP) failed."""
-
-
-class DeviceNotFoundError(TransportError):
-    """The device named by a link URL is not present (unplugged, wrong path or id)."""
-
-
-class DevicePermissionError(TransportError):
-    """The device exists but the agent's user may not open it."""
-
-
-class TransportDownError(TransportError):
-    """A write was attempted while the pipe is down (device gone, peer not connected)."""
-
-
-class TransportClosedError(TransportError):
-    """The pipe was closed on purpose; no more reads or writes."""
-
-
 class LinkError(AgentError):
     """The register link layer failed."""
 
@@ -72,6 +52,3 @@ class UndeliveredError(LinkError):
         self.payload = payload
         super().__init__(f"frame not acknowledged after 4 sends ({len(payload)} byte payload)")
 
-
-class PaytmError(AgentError):
-    """A call to Paytm could not be completed or understood."""

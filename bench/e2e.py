@@ -31,6 +31,7 @@ from agent.app import Agent
 from agent.config import config_from_dict
 from agent.journal import Journal
 from agent.link.layer import Link
+from agent.link.timings import LinkTimings
 from agent.register.codec import message_id
 from agent.register.messages import Result, Sale
 from agent.sim.paytm import (
@@ -43,7 +44,6 @@ from agent.sim.paytm import (
 from agent.sim.register.client import Received, RegisterClient, Sent, TranscriptEvent
 from bench.common import summary_ms, table, write_results
 from drivers.fd import FdTransport
-from drivers.url import LinkTimings
 
 POLLING = {"first_check_s": 0, "interval_s": 0.001, "slow_after_s": 600,
            "slow_interval_s": 0.01, "unknown_after_s": 600, "not_found_grace_s": 600}

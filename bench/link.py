@@ -42,9 +42,10 @@ from agent.link.codec import (
     encode_frame_v2,
 )
 from agent.link.layer import ACK_DEADLINE_S, Link
+from agent.link.timings import LinkTimings
 from drivers.base import TransportState
 from drivers.serial_port import SerialTransport
-from drivers.url import LinkTimings, SerialSpec
+from drivers.url import SerialSpec
 
 REQUEST_PAYLOAD_BYTES = 200
 BITS_PER_BYTE = 10  # 8N1: start bit, 8 data bits, stop bit

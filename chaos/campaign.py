@@ -45,6 +45,7 @@ from urllib.parse import urlsplit
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from agent.link.timings import LinkProtocol
 from agent.sim.paytm import Emulator, EmulatorSettings, demo_bench_tid
 from chaos.agentproc import AgentProcess, Timing, write_config
 from chaos.cloud import CloudLink
@@ -53,7 +54,6 @@ from chaos.monkey import EmulatorFaults, Killer, LateCustomers, Outages, integri
 from chaos.proxy import LaneProxy, Pty, socket_pair
 from chaos.register import RegisterLane
 from chaos.verdict import Verdict, delivered_not_received, dump, judge, render
-from drivers.url import LinkProtocol
 
 # The simulated customers (emulator magic amounts: last two digits of the paise).
 MAGIC_MIX: Final[tuple[tuple[str, float], ...]] = (

@@ -26,6 +26,7 @@ from typing import Final
 
 from agent.errors import UndeliveredError
 from agent.link.layer import Link
+from agent.link.timings import LinkProtocol, LinkTimings
 from agent.register.codec import message_id
 from agent.register.messages import (
     Accepted,
@@ -41,7 +42,6 @@ from agent.register.messages import (
 )
 from agent.sim.register.client import Received, RegisterClient, TranscriptEvent
 from drivers.fd import FdTransport
-from drivers.url import LinkProtocol, LinkTimings
 
 SALE_WAIT_S: Final = 8.0  # a sale's own exchange: accepted, then usually the result
 STATUS_WAIT_S: Final = 4.0  # one status question

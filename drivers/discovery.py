@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from agent.errors import TransportError
+from drivers.errors import TransportError
 from drivers.serial_port import DIALOUT_HINT
 from drivers.url import DEFAULT_BAUDRATE
 

@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
-from agent.errors import TransportError
+from typing import Protocol
+
 from drivers.base import Backoff, Transport
+from drivers.errors import TransportError
 from drivers.serial_port import SerialTransport
 from drivers.tcp import TcpClientTransport, TcpServerTransport
-from drivers.url import LinkSpec, SerialSpec, TcpSpec, UsbSpec
+from drivers.url import LinkTarget, SerialSpec, TcpSpec, UsbSpec
+
+
+class LinkSpec(Protocol):
+    """What a driver needs of a lane's link: its URL (for messages) and the pipe it names
+    (the agent's `agent.link.spec.LinkSpec` is one)."""
+
+    @property
+    def url(self) -> str: ...
+
+    @property
+    def target(self) -> LinkTarget: ...
 
 
 def make_transport(spec: LinkSpec, *, backoff: Backoff | None = None) -> Transport:

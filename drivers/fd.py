@@ -20,8 +20,8 @@ import os
 import select
 from collections.abc import Callable
 
-from agent.errors import TransportDownError, TransportError
 from drivers.base import Backoff, TransportStatus
+from drivers.errors import TransportDownError, TransportError
 from drivers.pipe import PipeTransport
 
 # One os.read() takes at most this much; a tty hands over far less at a time.

@@ -21,8 +21,8 @@ import asyncio
 import logging
 import time
 
-from agent.errors import TransportClosedError, TransportDownError, TransportError
 from drivers.base import Backoff, Transport, TransportState, TransportStatus
+from drivers.errors import TransportClosedError, TransportDownError, TransportError
 
 logger = logging.getLogger(__name__)
 

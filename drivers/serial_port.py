@@ -21,12 +21,12 @@ import termios
 
 import serial
 
-from agent.errors import (
+from drivers.base import Backoff, TransportStatus
+from drivers.errors import (
     DeviceNotFoundError,
     DevicePermissionError,
     TransportError,
 )
-from drivers.base import Backoff, TransportStatus
 from drivers.fd import FdPump, PumpedTransport
 from drivers.url import SerialSpec
 

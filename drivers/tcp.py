@@ -35,8 +35,8 @@ import time
 from collections.abc import Callable
 from typing import cast
 
-from agent.errors import TransportDownError, TransportError
 from drivers.base import Backoff, TransportStatus
+from drivers.errors import TransportDownError, TransportError
 from drivers.pipe import PipeTransport
 from drivers.url import TcpSpec
 

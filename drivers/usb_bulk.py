@@ -26,13 +26,13 @@ from typing import Any
 import usb.core
 import usb.util
 
-from agent.errors import (
+from drivers.base import Backoff, TransportStatus
+from drivers.errors import (
     DeviceNotFoundError,
     DevicePermissionError,
     TransportDownError,
     TransportError,
 )
-from drivers.base import Backoff, TransportStatus
 from drivers.pipe import PipeTransport
 from drivers.url import UsbSpec
 

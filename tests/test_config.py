@@ -174,7 +174,7 @@ def test_systemd_credential_wins(tmp_path: Path) -> None:
 
 
 def test_malformed_urls_are_problems_not_crashes() -> None:
-    from drivers.url import parse_link_url
+    from agent.link.spec import parse_link_url
 
     with pytest.raises(ConfigError, match="invalid link URL"):
         parse_link_url("tcp://[::1")

@@ -1,1 +1,1 @@
-"""The engine (money-safety rules, transaction state machine) and the lanes it serves."""
+"""The engine: money-safety rules, the transaction state machine, and the Paytm flows."""

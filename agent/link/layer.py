@@ -58,7 +58,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from agent.errors import LinkError, TransportClosedError, TransportDownError, UndeliveredError
+from agent.errors import LinkError, UndeliveredError
 from agent.link.codec import (
     ACK,
     ENQ,
@@ -77,8 +77,9 @@ from agent.link.codec import (
     encode_frame,
     encode_frame_v2,
 )
+from agent.link.timings import ACK_DEADLINE_S, LinkProtocol, LinkTimings
 from drivers.base import Transport
-from drivers.url import ACK_DEADLINE_S, LinkProtocol, LinkTimings
+from drivers.errors import TransportClosedError, TransportDownError
 
 __all__ = [
     "ACK_DEADLINE_S",

@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from agent.app import Agent
     from agent.bundle import LiveState
     from agent.engine.engine import Engine
-    from agent.engine.lane import Lane
+    from agent.register.lane import Lane
 
 log = logging.getLogger(__name__)
 

@@ -35,7 +35,7 @@ from drivers.url import SerialSpec
 
 if TYPE_CHECKING:
     from agent.app import Agent
-    from agent.engine.lane import Lane
+    from agent.register.lane import Lane
 
 # Paytm's timestamps have whole seconds and our sale times are written from the host
 # clock; beyond this the technician should fix the clock (NTP) before Paytm minds.

@@ -10,8 +10,8 @@ import pwd
 import stat
 from dataclasses import dataclass
 
-from agent.errors import TransportError
 from drivers.discovery import list_serial_ports, list_usb_devices
+from drivers.errors import TransportError
 from drivers.serial_port import DIALOUT_HINT
 from drivers.url import DEFAULT_BAUDRATE
 

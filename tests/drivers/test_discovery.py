@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from agent.errors import TransportError
 from drivers import discovery
 from drivers.discovery import (
     SerialPortInfo,
@@ -17,6 +16,7 @@ from drivers.discovery import (
     list_usb_devices,
     ports_main,
 )
+from drivers.errors import TransportError
 from tests.drivers.fake_usb import FakeUsbBackend, FakeUsbDevice
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from agent.errors import TransportError
+from agent.link.spec import parse_link_url
+from drivers.errors import TransportError
 from drivers.factory import make_peer_transport, make_transport
 from drivers.serial_port import SerialTransport
 from drivers.tcp import TcpClientTransport, TcpServerTransport
-from drivers.url import parse_link_url
 from drivers.usb_bulk import UsbTransport
 
 

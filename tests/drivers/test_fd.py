@@ -7,8 +7,8 @@ import os
 
 import pytest
 
-from agent.errors import TransportClosedError, TransportDownError
 from drivers.base import TransportState
+from drivers.errors import TransportClosedError, TransportDownError
 from drivers.fd import FdTransport
 from tests.drivers.helpers import fast_backoff, open_pty, read_exactly, wait_state
 

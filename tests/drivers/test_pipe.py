@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from agent.errors import DeviceNotFoundError, TransportDownError, TransportError
 from drivers.base import TransportState, TransportStatus
+from drivers.errors import DeviceNotFoundError, TransportDownError, TransportError
 from drivers.pipe import PipeTransport
 from tests.drivers.helpers import WAIT_S, fast_backoff, read_exactly, wait_state
 

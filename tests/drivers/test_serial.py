@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import serial
 
-from agent.errors import DeviceNotFoundError, DevicePermissionError, TransportDownError
 from drivers.base import TransportState
+from drivers.errors import DeviceNotFoundError, DevicePermissionError, TransportDownError
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
 from drivers.url import SerialSpec

@@ -8,8 +8,8 @@ import socket
 
 import pytest
 
-from agent.errors import TransportDownError
 from drivers.base import TransportState
+from drivers.errors import TransportDownError
 from drivers.tcp import TAKEOVER_SILENT_S, TcpClientTransport, TcpServerTransport
 from drivers.url import TcpSpec
 from tests.drivers.helpers import WAIT_S, fast_backoff, read_exactly, wait_state
@@ -248,7 +248,7 @@ async def test_allow_list_refuses_other_peers(caplog: pytest.LogCaptureFixture) 
 
 def test_allow_and_takeover_in_the_url() -> None:
     from agent.errors import ConfigError
-    from drivers.url import parse_link_url
+    from agent.link.spec import parse_link_url
 
     spec = parse_link_url("tcp://0.0.0.0:7070?allow=192.168.1.20,[::1]&takeover=newest")
     assert isinstance(spec.target, TcpSpec)

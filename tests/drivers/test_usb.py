@@ -7,8 +7,8 @@ import threading
 
 import pytest
 
-from agent.errors import DeviceNotFoundError, DevicePermissionError, TransportDownError
 from drivers.base import TransportState
+from drivers.errors import DeviceNotFoundError, DevicePermissionError, TransportDownError
 from drivers.url import UsbSpec
 from drivers.usb_bulk import UsbTransport
 from tests.drivers.fake_usb import PRODUCT_ID, VENDOR_ID, FakeUsbBackend, FakeUsbDevice

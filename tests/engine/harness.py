@@ -23,6 +23,8 @@ from agent.app import Agent
 from agent.config import Config, config_from_dict
 from agent.journal import Journal
 from agent.link.layer import Link
+from agent.link.spec import LinkSpec
+from agent.link.timings import LinkProtocol, LinkTimings
 from agent.register.codec import message_id
 from agent.register.messages import Reply, Result
 from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, RecordedRequest
@@ -30,7 +32,7 @@ from agent.sim.register.client import Received, RegisterClient, TranscriptEvent
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
-from drivers.url import LinkProtocol, LinkSpec, LinkTimings, SerialSpec
+from drivers.url import SerialSpec
 
 TID = "12345678"
 WAIT_S = 10.0  # safety net for awaits that should complete in milliseconds

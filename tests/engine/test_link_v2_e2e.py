@@ -8,8 +8,8 @@ import pytest
 
 from agent.errors import UndeliveredError
 from agent.journal import Kind, TxnState
+from agent.link.timings import LinkProtocol
 from agent.register.messages import Ping, Pong, Result, Sale
-from drivers.url import LinkProtocol
 from tests.engine.harness import WAIT_S, stack, until_delivered
 
 

@@ -14,8 +14,8 @@ import collections
 import random
 from collections.abc import Callable
 
-from agent.errors import TransportClosedError, TransportDownError
 from drivers.base import Transport, TransportState, TransportStatus
+from drivers.errors import TransportClosedError, TransportDownError
 
 Tap = Callable[[bytes], bytes]
 

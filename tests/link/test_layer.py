@@ -18,7 +18,7 @@ import pytest
 from agent.errors import LinkError, UndeliveredError
 from agent.link.codec import ACK, ENQ, EOT, MAX_PAYLOAD, NAK, encode_frame, lrc
 from agent.link.layer import ACK_DEADLINE_S, Link, LinkClosedError
-from drivers.url import LinkProtocol, LinkTimings
+from agent.link.timings import LinkProtocol, LinkTimings
 
 from .pipes import ByteWatcher, MemoryTransport, drop_first, pipe_pair
 

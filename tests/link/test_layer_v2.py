@@ -11,7 +11,7 @@ import pytest
 
 from agent.errors import UndeliveredError
 from agent.link.codec import ACK, ENQ, NAK, encode_answer, encode_frame, encode_frame_v2
-from drivers.url import LinkProtocol, LinkTimings
+from agent.link.timings import LinkProtocol, LinkTimings
 
 from .pipes import ByteWatcher, MemoryTransport, pipe_pair
 from .test_layer import agent_and_peer, link_on, msg, wait_receive

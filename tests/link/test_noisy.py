@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from agent.errors import UndeliveredError
 from agent.link.codec import lrc
 from agent.link.layer import Link
-from drivers.url import LinkProtocol, LinkTimings
+from agent.link.timings import LinkProtocol, LinkTimings
 
 from .pipes import LineFaults, noisy_pair
 from .test_layer import json_id, link_on

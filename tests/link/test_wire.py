@@ -28,11 +28,12 @@ import pytest
 from agent.errors import UndeliveredError
 from agent.link.codec import ACK, ENQ, NAK, encode_frame, lrc
 from agent.link.layer import ACK_DEADLINE_S, Link
+from agent.link.timings import LinkTimings
 from drivers.base import Backoff, Transport, TransportState
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
 from drivers.tcp import TcpClientTransport, TcpServerTransport
-from drivers.url import LinkTimings, SerialSpec, TcpSpec
+from drivers.url import SerialSpec, TcpSpec
 
 from .pipes import ByteWatcher, LineFaults, TappedTransport, drop_first
 from .test_layer import json_id, msg

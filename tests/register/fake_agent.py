@@ -17,6 +17,7 @@ import os
 from collections.abc import AsyncIterator
 
 from agent.link.layer import Link, LinkClosedError
+from agent.link.timings import LinkProtocol, LinkTimings
 from agent.register import fields
 from agent.register.codec import decode_request, encode, message_id
 from agent.register.fields import Kind
@@ -42,7 +43,7 @@ from agent.register.messages import (
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.tcp import TcpServerTransport
-from drivers.url import LinkProtocol, LinkTimings, TcpSpec
+from drivers.url import TcpSpec
 
 LISTEN_POLL_S = 0.01  # the TCP listener binds in its supervisor task; no event says when
 LISTEN_WAIT_S = 5.0

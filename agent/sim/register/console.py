@@ -28,9 +28,11 @@ import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final, TextIO
 
-from agent.errors import AgentError, ConfigError, LinkError, TransportError, UndeliveredError
+from agent.errors import AgentError, ConfigError, LinkError, UndeliveredError
 from agent.link.codec import encode_frame
 from agent.link.layer import Link
+from agent.link.spec import LinkSpec, parse_link_url
+from agent.link.timings import LinkProtocol
 from agent.logs import setup_logging
 from agent.register.codec import message_id
 from agent.register.messages import (
@@ -57,7 +59,7 @@ from agent.sim.register.client import Exchange, Received, RegisterClient, Sent, 
 from agent.sim.register.commands import CommandError, CommandParser, ScriptError, paise_to_rupees
 from agent.sim.register.repl import PROGRESS_DEFAULT_S, Repl, describe_waiting, stdin_is_terminal
 from drivers.base import Transport, TransportState
-from drivers.url import LinkProtocol, LinkSpec, parse_link_url
+from drivers.errors import TransportError
 
 CONNECT_TIMEOUT_S: Final = 5.0  # the first attempt to open the device / reach the agent
 # The emulator's terminal gives up on a customer after 60 s and the agent then sends the

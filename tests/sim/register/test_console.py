@@ -9,6 +9,8 @@ import re
 import pytest
 
 from agent.link.layer import Link
+from agent.link.spec import LinkSpec, parse_link_url
+from agent.link.timings import LinkProtocol
 from agent.register.codec import message_id
 from agent.register.ids import IdSource
 from agent.register.messages import (
@@ -34,7 +36,7 @@ from agent.sim.register.console import (
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
-from drivers.url import LinkProtocol, LinkSpec, SerialSpec, parse_link_url
+from drivers.url import SerialSpec
 from tests.register.fake_agent import fake_agent_on_pty
 
 TXN = "T1234567"

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from drivers.url import LinkProtocol
+from agent.link.timings import LinkProtocol
 from tests.register.fake_agent import fake_agent_on_pty, fake_agent_on_tcp
 
 ROOT = Path(__file__).resolve().parents[2]

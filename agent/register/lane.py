@@ -19,10 +19,10 @@ from agent.engine.reporter import Reply
 from agent.errors import UndeliveredError
 from agent.journal import Journal, JournalError, OutboxRecord
 from agent.link.layer import Link, LinkClosedError
+from agent.link.timings import LinkProtocol, LinkTimings
 from agent.register.codec import decode_request, encode, message_id
 from agent.register.messages import Error, Request
 from drivers.base import Transport
-from drivers.url import LinkProtocol, LinkTimings
 
 log = logging.getLogger(__name__)
 
