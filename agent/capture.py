@@ -28,6 +28,7 @@ from agent.link.codec import (
     ACK,
     ENQ,
     ETX,
+    FRAME_GAP_S,
     NAK,
     STX,
     ControlReceived,
@@ -42,7 +43,6 @@ from agent.paytm.pipeline import PHONE_KEPT_DIGITS, Exchange
 
 FRAMES_PER_LANE = 500
 PAYTM_CALLS = 200
-DEFAULT_FRAME_GAP_S = 0.5
 _CONTROL_NAMES = {ACK: "ACK", NAK: "NAK", ENQ: "ENQ"}
 
 # "key": "value" members whose value is a checksum or a signature (any case, any prefix).
@@ -95,7 +95,7 @@ class LaneFrames:
     for every read and write); they are split back into frames and masked when a bundle
     asks for them (`snapshot`)."""
 
-    def __init__(self, lane: str, frame_gap_s: float = DEFAULT_FRAME_GAP_S,
+    def __init__(self, lane: str, frame_gap_s: float = FRAME_GAP_S,
                  capacity: int = FRAMES_PER_LANE,
                  clock: Callable[[], float] = time.time) -> None:
         self.lane = lane
@@ -189,7 +189,7 @@ class Capture:
         self.lanes: dict[str, LaneFrames] = {}
         self.paytm = PaytmCalls(clock=clock)
 
-    def lane(self, name: str, frame_gap_s: float = DEFAULT_FRAME_GAP_S) -> LaneFrames:
+    def lane(self, name: str, frame_gap_s: float = FRAME_GAP_S) -> LaneFrames:
         found = self.lanes.get(name)
         if found is None:
             found = self.lanes[name] = LaneFrames(name, frame_gap_s, clock=self._clock)
