@@ -24,14 +24,15 @@ from agent.link.spec import LinkSpec, parse_link_url
 from agent.net import is_loopback_host, split_host_port
 from agent.paytm.checksum import ChecksumMode
 
-DEFAULT_KEY_FILE = "/etc/edc-agent/merchant.key"
+# The Paytm clients own their settings (agent/paytm/settings.py); loaded and checked here.
+from agent.paytm.settings import PaytmConfig
+
 DEFAULT_JOURNAL = "/var/lib/edc-agent/journal.db"
 DEFAULT_KEEP_DAYS = 400
 # A sale's void, its refunds and the day's reconciliation look it up in the live journal:
 # a month at least stays there. At most a century (in effect: keep everything).
 MIN_KEEP_DAYS = 30
 MAX_KEEP_DAYS = 36500
-DEFAULT_STAGING_URL = "https://securegw-stage.paytm.in"
 
 # Paytm documents paytmMid as string(20) on the Sale page but string(64) in responses, and
 # the operator contract's own example MID has 21 characters: accept up to 32.
@@ -42,23 +43,6 @@ _POS_ID_RE = re.compile(r"^[A-Za-z0-9]+_[A-Za-z0-9]+$")
 _CHANNEL_RE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
-
-
-@dataclass(frozen=True, slots=True)
-class PaytmConfig:
-    mid: str = "TESTMID00000000000001"
-    channel_id: str = "EDC"
-    merchant_key_file: str = DEFAULT_KEY_FILE
-    edc_base_url: str = DEFAULT_STAGING_URL
-    pg_base_url: str = DEFAULT_STAGING_URL
-    checksum_mode: ChecksumMode = ChecksumMode.PARAMS
-    connect_timeout_s: float = 10.0
-    read_timeout_s: float = 30.0
-    ca_file: str | None = None  # extra CA bundle; the system store is always used
-    void_path: str = "/ecr/void"  # reference §6: path Unconfirmed
-    resend_path: str = "/order/resendpaymentrequest"  # reference §13: path Unconfirmed
-    client_id: str = "C11"  # PG head.clientId: which merchant key (reference §12)
-    display_name: str = ""  # shown on payment-link requests, ≤ 50 chars
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,7 +118,7 @@ class LogConfig:
 
 @dataclass(frozen=True, slots=True)
 class Config:
-    paytm: PaytmConfig = PaytmConfig()
+    paytm: PaytmConfig = field(default_factory=PaytmConfig)
     polling: PollingConfig = PollingConfig()
     journal: JournalConfig = JournalConfig()
     day: DayConfig = DayConfig()

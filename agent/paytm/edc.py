@@ -30,7 +30,6 @@ from typing import Any, Literal
 
 import aiohttp
 
-from agent.config import PaytmConfig
 from agent.errors import FieldError
 from agent.paytm.answer_fields import detail, raw_text
 from agent.paytm.checksum import ChecksumMode, MerchantKey, generate, generate_params
@@ -39,6 +38,7 @@ from agent.paytm.codes import EDC_REQUEST_CODES, EDC_STATUS_CODES, Handling, Res
 from agent.paytm.http import check_base_url
 from agent.paytm.outcome import Answered, ApiName, CallOutcome, NotSent, Unknown
 from agent.paytm.pipeline import Dialect, ExchangeObserver, SignedCaller
+from agent.paytm.settings import PaytmConfig
 from agent.paytm.transport import Observer, PaytmPoster
 
 # decode_response moved to transport.py with the rest of the HTTP code; importable from here

@@ -12,9 +12,9 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from agent import __version__
-from agent.config import PaytmConfig
 from agent.errors import ConfigError
 from agent.net import is_loopback_host
+from agent.paytm.settings import PaytmConfig
 
 # Idle pooled connections are dropped after this long. Kept below the idle timeouts
 # that load balancers commonly use (30–60 s) so we rarely write a request into a

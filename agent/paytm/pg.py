@@ -33,7 +33,6 @@ from typing import Any
 
 import aiohttp
 
-from agent.config import PaytmConfig
 from agent.paytm.checksum import MerchantKey, generate, verify
 from agent.paytm.http import check_base_url
 from agent.paytm.jsontext import member_text
@@ -54,6 +53,7 @@ from agent.paytm.pg_models import (
     pg_response_time,
 )
 from agent.paytm.pipeline import Dialect, ExchangeObserver, SignedCaller
+from agent.paytm.settings import PaytmConfig
 from agent.paytm.transport import Observer, PaytmPoster
 
 log = logging.getLogger(__name__)

@@ -21,7 +21,6 @@ from typing import TypeVar
 
 import aiohttp
 
-from agent.config import PaytmConfig
 from agent.paytm.clock import now_ist
 from agent.paytm.http import client_timeout
 from agent.paytm.outcome import (
@@ -33,6 +32,7 @@ from agent.paytm.outcome import (
     Unknown,
     outcome_kind,
 )
+from agent.paytm.settings import PaytmConfig
 
 log = logging.getLogger(__name__)
 

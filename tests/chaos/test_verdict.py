@@ -6,11 +6,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from agent.config import PaytmConfig
 from agent.journal import Journal, Kind, TxnState
 from agent.paytm.clock import now_ist
 from agent.paytm.edc import EdcClient, SaleRequest
 from agent.paytm.http import make_session
+from agent.paytm.settings import PaytmConfig
 from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
 from chaos.register import Basket, SeenResult
 from chaos.verdict import delivered_not_received, judge, render

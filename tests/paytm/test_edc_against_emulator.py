@@ -21,7 +21,6 @@ from typing import Any
 
 import pytest
 
-from agent.config import PaytmConfig
 from agent.paytm.checksum import ChecksumMode, MerchantKey
 from agent.paytm.clock import now_ist, parse_paytm
 from agent.paytm.codes import EDC_REQUEST_CODES, Handling
@@ -37,6 +36,7 @@ from agent.paytm.edc import (
 )
 from agent.paytm.http import make_session
 from agent.paytm.outcome import Answered, CallOutcome, NotSent, Unknown
+from agent.paytm.settings import PaytmConfig
 from agent.sim.paytm import (
     DEMO_INACTIVE_TID,
     DEMO_KEY,

@@ -30,7 +30,6 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.config import PaytmConfig
 from agent.errors import ConfigError, FieldError
 from agent.paytm.checksum import ChecksumMode, MerchantKey
 from agent.paytm.clock import IST, format_paytm, parse_paytm
@@ -52,6 +51,7 @@ from agent.paytm.edc import (
 from agent.paytm.http import check_base_url, make_session, ssl_context
 from agent.paytm.jsontext import member_text
 from agent.paytm.outcome import Answered, CallOutcome, CallRecord, NotSent, Unknown
+from agent.paytm.settings import PaytmConfig
 
 MID = "TESTMID00000000000001"
 KEY_TEXT = "ABCDEFGHIJKLMNOP"

@@ -15,7 +15,6 @@ from typing import Any
 import aiohttp
 import pytest
 
-from agent.config import PaytmConfig
 from agent.paytm.checksum import MerchantKey
 from agent.paytm.clock import now_ist
 from agent.paytm.edc import EdcClient, SaleRequest, StatusRequest, VoidRequest
@@ -31,6 +30,7 @@ from agent.paytm.pg_models import (
     RefundStatusAnswer,
     SendLinkRequest,
 )
+from agent.paytm.settings import PaytmConfig
 from agent.sim.paytm import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings, Fault
 
 POS = "S12_1"

@@ -23,7 +23,6 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.config import PaytmConfig
 from agent.errors import FieldError
 from agent.paytm.checksum import MerchantKey, generate
 from agent.paytm.clock import IST
@@ -48,6 +47,7 @@ from agent.paytm.pg_models import (
     pg_response_time,
     rupees_to_paise,
 )
+from agent.paytm.settings import PaytmConfig
 
 MID = "TESTMID00000000000001"
 KEY_TEXT = "ABCDEFGHIJKLMNOP"

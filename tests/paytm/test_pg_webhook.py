@@ -18,12 +18,12 @@ from aiohttp import web
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from agent.config import PaytmConfig
 from agent.paytm.checksum import MerchantKey, generate_params
 from agent.paytm.clock import now_ist
 from agent.paytm.outcome import Answered
 from agent.paytm.pg import PgClient
 from agent.paytm.pg_models import SendLinkRequest
+from agent.paytm.settings import PaytmConfig
 from agent.paytm.webhook import (
     Callback,
     InvalidCallback,

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from agent.app import DRAIN_S
-from agent.config import DEFAULT_JOURNAL, DEFAULT_KEY_FILE, parse_config
+from agent.config import DEFAULT_JOURNAL, parse_config
 from agent.keyfile import CREDENTIAL_NAME
+from agent.paytm.settings import DEFAULT_KEY_FILE
 
 REPO = Path(__file__).resolve().parents[2]
 UNIT = REPO / "systemd" / "edc-agent.service"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import PaytmConfig
 from agent.paytm.http import ssl_context
+from agent.paytm.settings import PaytmConfig
 from agent.web.actions import _tls_handshake
 
 
