@@ -26,7 +26,7 @@ import io
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Final, TextIO
+from typing import Any, Final, TextIO, assert_never
 
 from agent.errors import AgentError, ConfigError, LinkError, UndeliveredError
 from agent.link.codec import encode_frame
@@ -106,6 +106,8 @@ def describe_request(message: Request) -> str:
             return "ping"
         case Totals():
             return "totals" + (f" {message.day}" if message.day else "")
+        case _:
+            assert_never(message)
 
 
 def describe_reply(message: Reply, *, again: bool = False) -> list[str]:
@@ -151,6 +153,8 @@ def describe_reply(message: Reply, *, again: bool = False) -> list[str]:
                     f"sales={f.sales.count}/{paise_to_rupees(f.sales.amount)} "
                     f"net={f.net} failed={f.failed.count} unknown={f.unknown.count}",
                     *(f"  | {line}" for line in message.receipt)]
+        case _:
+            assert_never(message)
 
 
 class Transcript:
