@@ -11,8 +11,7 @@
 
 It only reads engine and journal state, except for the Tools, which use the engine's
 and the lanes' own entry points (recheck, deliver, link check).
+
+Nothing is imported here: `agent.bundle` and `edc-agent show` read `agent.web.facts`
+without loading the aiohttp app, and no module of the package imports the package itself.
 """
-
-from agent.web.server import WebServer, start_web
-
-__all__ = ["WebServer", "start_web"]
