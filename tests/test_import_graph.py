@@ -13,8 +13,9 @@ import pytest
 SIM = "agent.sim"
 LAUNCHERS = frozenset({"agent.cli", "agent.demo"})
 # What the emulator transcribes itself from Paytm's documents (docs/emulator.md).
-CLIENT_READINGS = ("agent.paytm.codes", "agent.receipts", "agent.paytm.edc", "agent.paytm.pg",
-                   "agent.paytm.pg_models", "agent.paytm.answer_fields")
+CLIENT_READINGS = ("agent.paytm.codes", "agent.receipts", "agent.paytm.edc",
+                   "agent.paytm.edc_answers", "agent.paytm.pg", "agent.paytm.pg_models",
+                   "agent.paytm.answer_fields")
 
 
 @pytest.fixture(scope="module")

@@ -22,15 +22,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from agent.errors import AgentError, LinkError
+from agent.errors import AgentError, FieldError, LinkError
 from agent.journal import TxnState
 from agent.journal.store import JournalError
 from agent.logs import LOG_LEVELS, LogLine, RecentLines, current_level, set_level
-from agent.paytm.clock import IST, now_ist
-from agent.paytm.edc import StatusRequest, StatusState
-from agent.paytm.http import ssl_context
+from agent.paytm.clock import IST
+from agent.paytm.edc_answers import StatusState
 from agent.paytm.outcome import Answered, NotSent, Unknown
 from agent.paytm.pg_models import PgStatusState
+from agent.paytm.tls import ssl_context
 from agent.web.context import CallWatch
 from agent.web.facts import can_recheck
 from agent.web.params import BadInput
@@ -106,10 +106,9 @@ async def paytm_test(agent: Agent) -> ToolResult:
                           "A status call needs a terminal id: add a lane.", steps)
     txn = CONNTEST_PREFIX + datetime.now(IST).strftime("%Y%m%d%H%M%S")
     try:
-        request = StatusRequest(tid=tids[0], txn=txn, txn_time=now_ist())
-    except AgentError as exc:
+        edc_ok, edc_title, edc_text = await _probe_edc(engine, tids[0], txn, steps)
+    except FieldError as exc:  # the engine refused the request before any call
         return ToolResult(False, "Paytm connectivity: cannot build the request", str(exc), steps)
-    edc_ok, edc_title, edc_text = await _probe_edc(engine, request, tids[0], txn, steps)
     pg_ok, pg_text = await _probe_pg(engine, txn, agent.config.paytm.pg_base_url, steps)
     if not edc_ok:
         return ToolResult(False, edc_title, edc_text, steps)
@@ -119,9 +118,9 @@ async def paytm_test(agent: Agent) -> ToolResult:
     return ToolResult(True, edc_title, f"{edc_text} {pg_text}", steps)
 
 
-async def _probe_edc(engine: Engine, request: StatusRequest, tid: str, txn: str,
+async def _probe_edc(engine: Engine, tid: str, txn: str,
                      steps: list[tuple[str, str]]) -> tuple[bool, str, str]:
-    outcome = await engine.probe_status(request)
+    outcome = await engine.probe_status(tid, txn)
     match outcome:
         case Answered(response=answer, latency_s=latency_s):
             ms = f"{latency_s * 1000:.0f} ms"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.config import PaytmConfig
-from agent.paytm.http import ssl_context
+from agent.paytm.tls import ssl_context
 from agent.web.actions import _tls_handshake
 
 
