@@ -3,6 +3,7 @@
     server.py   start_web(agent) → WebServer: AppRunner + TCPSite in the agent's loop
     app.py      build_app(): routes, middlewares, the shared WebContext
     security.py headers, sessions, CSRF, login rate limit, who may see and do what
+    view.py     the agent as the page sees it: Protocols the agent satisfies (never agent.app)
     facts.py    what the pages and the API show, gathered from the agent as dataclasses
     pages/      one module per page (server-rendered HTML, works without JavaScript)
     api.py      the same facts as JSON under /api/; events.py: live updates (SSE)

@@ -36,10 +36,8 @@ from agent.web.facts import can_recheck
 from agent.web.params import BadInput
 
 if TYPE_CHECKING:
-    from agent.app import Agent
     from agent.bundle import LiveState
-    from agent.engine.engine import Engine
-    from agent.engine.lane import Lane
+    from agent.web.view import AgentView, EngineView, LaneView
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +57,14 @@ class ToolResult:
     steps: list[tuple[str, str]] = field(default_factory=list)  # (step, what happened)
 
 
-def find_lane(agent: Agent, name: str) -> Lane:
+def find_lane(agent: AgentView, name: str) -> LaneView:
     for lane in agent.lanes:
         if lane.name == name:
             return lane
     raise BadInput(f"no lane named {name!r}", 404)
 
 
-async def link_test(agent: Agent, lane_name: str) -> ToolResult:
+async def link_test(agent: AgentView, lane_name: str) -> ToolResult:
     lane = find_lane(agent, lane_name)
     log.info("technician: link test on lane %s", lane.name)
     try:
@@ -78,7 +76,7 @@ async def link_test(agent: Agent, lane_name: str) -> ToolResult:
                       f"The register answered ENQ with ACK in {rtt * 1000:.1f} ms.")
 
 
-async def paytm_test(agent: Agent) -> ToolResult:
+async def paytm_test(agent: AgentView) -> ToolResult:
     """TLS handshake with Paytm's server, then one Status Enquiry for an id Paytm cannot
     know on the EDC API and one Transaction Status on the payment-link API: "not found"
     from both proves the way there, our MID and our checksums."""
@@ -118,7 +116,7 @@ async def paytm_test(agent: Agent) -> ToolResult:
     return ToolResult(True, edc_title, f"{edc_text} {pg_text}", steps)
 
 
-async def _probe_edc(engine: Engine, tid: str, txn: str,
+async def _probe_edc(engine: EngineView, tid: str, txn: str,
                      steps: list[tuple[str, str]]) -> tuple[bool, str, str]:
     outcome = await engine.probe_status(tid, txn)
     match outcome:
@@ -147,7 +145,7 @@ async def _probe_edc(engine: Engine, tid: str, txn: str,
             return False, "Paytm connectivity: no clear answer", reason
 
 
-async def _probe_pg(engine: Engine, txn: str, base_url: str,
+async def _probe_pg(engine: EngineView, txn: str, base_url: str,
                     steps: list[tuple[str, str]]) -> tuple[bool, str]:
     """Transaction Status of the same made-up id on the payment-link (All-in-One) API:
     'no record found' (334) proves that API's host, our MID and its checksum too."""
@@ -196,7 +194,7 @@ async def _tls_handshake(host: str, port: int, timeout_s: float,
     return True, text + (f" (valid until {expires})" if expires else "")
 
 
-async def recheck(agent: Agent, calls: CallWatch, row_id: int) -> ToolResult:
+async def recheck(agent: AgentView, calls: CallWatch, row_id: int) -> ToolResult:
     journal = agent.journal
     try:
         record = journal.get(row_id)
@@ -231,7 +229,7 @@ async def recheck(agent: Agent, calls: CallWatch, row_id: int) -> ToolResult:
                          "; the agent keeps asking."))
 
 
-async def reconcile(agent: Agent, day: date | None) -> ToolResult:
+async def reconcile(agent: AgentView, day: date | None) -> ToolResult:
     """The close-of-day sweep now (of `day`, default today): the engine asks Paytm about
     every loose end of the day; the result is kept in the journal for the day's report."""
     if agent.sweeper is None:
@@ -243,7 +241,7 @@ async def reconcile(agent: Agent, day: date | None) -> ToolResult:
     return ToolResult(record.disagreements == 0, f"Reconciled {record.day}", text)
 
 
-async def resend(agent: Agent, outbox_id: int) -> ToolResult:
+async def resend(agent: AgentView, outbox_id: int) -> ToolResult:
     journal = agent.journal
     try:
         outbox = journal.outbox_row(outbox_id)
@@ -290,7 +288,7 @@ async def resend(agent: Agent, outbox_id: int) -> ToolResult:
                       "sends it as soon as the register talks." + woke)
 
 
-def live_state(agent: Agent, log_lines: list[LogLine]) -> LiveState:
+def live_state(agent: AgentView, log_lines: list[LogLine]) -> LiveState:
     """What only the running agent knows, copied on the loop (cheap: the capture's rings
     are copied by reference, decoded and masked later in the bundle's thread)."""
     from agent.bundle import LOG_LINES, LiveState
@@ -311,7 +309,7 @@ def live_state(agent: Agent, log_lines: list[LogLine]) -> LiveState:
         started_at=agent.started_at)
 
 
-async def support_bundle(agent: Agent, recent: RecentLines) -> tuple[bytes, str]:
+async def support_bundle(agent: AgentView, recent: RecentLines) -> tuple[bytes, str]:
     """The support bundle (agent/bundle.py) with the live capture: (its bytes, file name).
     The snapshot is taken here, on the loop; the bundle is written in a thread."""
     from agent.bundle import build_bundle, default_name

@@ -75,7 +75,7 @@ from agent.web.security import (
 )
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.web.view import AgentView
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ _REFUSAL_LOG = Throttle()  # refused Host/Origin: one line per client and minute
 OPEN_PATHS = frozenset({"/login", "/healthz", "/favicon.ico"})  # reachable without a login, always
 
 
-def build_app(agent: Agent, *, recent: RecentLines = RECENT,
+def build_app(agent: AgentView, *, recent: RecentLines = RECENT,
               redact_bodies: bool = True) -> web.Application:
     """The technician page for `agent`. `redact_bodies=False` exists for the test that
     proves the pages never contain a secret in the first place."""

@@ -23,7 +23,7 @@ from agent.net import split_host_port
 from agent.web.app import build_app
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.web.view import AgentView
 
 log = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ class WebServer:
         log.info("technician page stopped")
 
 
-async def start_web(agent: Agent, *, listen: str | None = None,
+async def start_web(agent: AgentView, *, listen: str | None = None,
                     recent: RecentLines = RECENT) -> WebServer:
     address = listen if listen is not None else agent.config.http.listen
     try:
