@@ -204,7 +204,8 @@ class Agent:
 
 async def _serve(config: Config, key: MerchantKey,
                  journal_check: StartCheck | None = None) -> None:
-    from agent.service.systemd import SystemdService, agent_status
+    from agent.service.systemd import SystemdService
+    from agent.status import agent_status
 
     # The journal's writer thread needs the GIL for a few microseconds per step; with
     # Python's default 5 ms switch interval a busy event loop makes every commit wait up

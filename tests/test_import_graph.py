@@ -13,8 +13,9 @@ import pytest
 SIM = "agent.sim"
 LAUNCHERS = frozenset({"agent.cli", "agent.demo"})
 # What the emulator transcribes itself from Paytm's documents (docs/emulator.md).
-CLIENT_READINGS = ("agent.paytm.codes", "agent.receipts", "agent.paytm.edc", "agent.paytm.pg",
-                   "agent.paytm.pg_models", "agent.paytm.answer_fields")
+CLIENT_READINGS = ("agent.paytm.codes", "agent.receipts", "agent.paytm.edc",
+                   "agent.paytm.edc_answers", "agent.paytm.pg", "agent.paytm.pg_models",
+                   "agent.paytm.answer_fields")
 
 
 @pytest.fixture(scope="module")
@@ -55,3 +56,20 @@ def test_the_emulator_does_not_borrow_the_clients_reading_of_paytm(
         chains = [m for m in emulator
                   if graph.chain_exists(importer=m, imported=reading)]
         assert chains == [], f"{reading} reached from {chains}"
+
+
+PAYTM_CLIENTS = frozenset({"agent.paytm.edc", "agent.paytm.pg", "agent.paytm.http",
+                           "agent.paytm.transport", "agent.paytm.pipeline"})
+
+
+def test_the_page_and_the_service_do_not_import_the_agent(graph: grimp.ImportGraph) -> None:
+    # The page sees the agent through its own Protocols (agent.web.view) and asks the
+    # engine to call Paytm; systemd is handed a status callable. TYPE_CHECKING imports count.
+    offenders = []
+    for package in ("agent.web", "agent.service"):
+        for module in graph.find_descendants(package) | {package}:
+            banned = {"agent.app", "agent.cli"} | (PAYTM_CLIENTS if package == "agent.web"
+                                                   else frozenset())
+            for imported in graph.find_modules_directly_imported_by(module) & banned:
+                offenders.append(f"{module} imports {imported}")
+    assert offenders == []

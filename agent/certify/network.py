@@ -14,8 +14,8 @@ from urllib.parse import urlsplit
 from agent.certify.model import Findings, Verdict
 from agent.errors import ConfigError
 from agent.net import is_loopback_host
-from agent.paytm.http import ssl_context
 from agent.paytm.settings import PaytmConfig
+from agent.paytm.tls import ssl_context
 
 SECTION = "Network"
 # A certificate that expires within this many days gets a warning: renewals go wrong.

@@ -26,13 +26,13 @@ from agent.paytm.checksum import ChecksumMode, MerchantKey
 from agent.paytm.clock import now_ist
 from agent.paytm.edc import (
     STATUS_PATH,
-    StatusAnswer,
     StatusRequest,
     edc_envelope,
     note_answer_checksum,
     parse_status_answer,
     response_time,
 )
+from agent.paytm.edc_answers import StatusAnswer
 from agent.paytm.outcome import Answered, ApiName, CallOutcome, NotSent, Unknown
 from agent.paytm.pg import STATUS_PATH as PG_STATUS_PATH
 from agent.paytm.pg import check_response_signature, pg_envelope

@@ -18,11 +18,10 @@ from agent.paytm.clock import now_ist
 from agent.paytm.edc import (
     EdcClient,
     SaleRequest,
-    StatusAnswer,
     StatusRequest,
-    StatusState,
     VoidRequest,
 )
+from agent.paytm.edc_answers import StatusAnswer, StatusState
 from agent.paytm.outcome import Answered, CallOutcome
 from agent.paytm.pg_models import check_paise
 from agent.receipts import ReceiptData, build_receipt, rupees

@@ -32,13 +32,11 @@ from agent.paytm.clock import format_paytm, parse_paytm
 from agent.paytm.codes import EDC_REQUEST_CODES, Handling
 from agent.paytm.edc import (
     GstInfo,
-    RequestAnswer,
     SaleRequest,
-    StatusAnswer,
     StatusRequest,
-    StatusState,
     VoidRequest,
 )
+from agent.paytm.edc_answers import RequestAnswer, StatusAnswer, StatusState
 from agent.paytm.outcome import Answered, NotSent, Unknown
 from agent.receipts import display_info, print_info
 from agent.register.messages import Error, ErrorCode, Sale, State, Status, Void

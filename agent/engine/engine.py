@@ -43,8 +43,9 @@ from agent.engine.pg_flows import PgCalls, PgFlows
 from agent.engine.reporter import LanePort, Reply, Reporter
 from agent.engine.results import PaytmView
 from agent.journal import HOLDING_STATES, Journal, JournalError, Kind, TxnRecord, TxnState
-from agent.paytm.clock import IST
-from agent.paytm.edc import StatusAnswer, StatusRequest
+from agent.paytm.clock import IST, now_ist
+from agent.paytm.edc import StatusRequest
+from agent.paytm.edc_answers import StatusAnswer
 from agent.paytm.outcome import Answered, CallRecord, NotSent, Unknown
 from agent.paytm.pg_models import PgStatusAnswer
 from agent.register import fields
@@ -337,10 +338,12 @@ class Engine:
                 answer = dataclasses.replace(answer, receipt=answer.receipt[:-1])
         await lane.reply(answer)
 
-    async def probe_status(self, request: StatusRequest
+    async def probe_status(self, tid: str, txn: str
                            ) -> Answered[StatusAnswer] | NotSent | Unknown:
-        """A Status Enquiry of no transaction (the page's Paytm test): the page asks the
-        engine; it never holds a Paytm client."""
+        """A Status Enquiry of no transaction (the page's Paytm test): the page names the
+        terminal and a made-up id and never holds a Paytm client. FieldError, before any
+        call, when Paytm would refuse either."""
+        request = StatusRequest(tid=tid, txn=txn, txn_time=now_ist())
         return await self._edc.probe(request)
 
     async def probe_pg_status(self, order_id: str

@@ -12,7 +12,7 @@ from agent.config import Config
 from agent.journal import Kind, TxnRecord
 from agent.paytm.clock import IST
 from agent.paytm.codes import EDC_REQUEST_CODES, EDC_STATUS_CODES, cashier_message
-from agent.paytm.edc import PaymentDetails
+from agent.paytm.edc_answers import PaymentDetails
 from agent.receipts import ReceiptData, build_receipt
 from agent.register.codec import MessageError, decode_reply, encode
 from agent.register.messages import Result

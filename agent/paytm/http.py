@@ -1,4 +1,5 @@
-"""The one HTTP session the agent uses to reach Paytm: TLS settings, timeouts, base-URL rule.
+"""The one HTTP session the agent uses to reach Paytm: timeouts, base-URL rule, the TLS
+context of agent.paytm.tls.
 
 One `ClientSession` lives as long as the process (aiohttp's advice): it pools TLS
 connections, so a status poll every few seconds does not pay a handshake each time.
@@ -6,7 +7,6 @@ connections, so a status poll every few seconds does not pay a handshake each ti
 
 from __future__ import annotations
 
-import ssl
 from urllib.parse import urlsplit
 
 import aiohttp
@@ -15,6 +15,7 @@ from agent import __version__
 from agent.errors import ConfigError
 from agent.net import is_loopback_host
 from agent.paytm.settings import PaytmConfig
+from agent.paytm.tls import ssl_context
 
 # Idle pooled connections are dropped after this long. Kept below the idle timeouts
 # that load balancers commonly use (30–60 s) so we rarely write a request into a
@@ -58,19 +59,6 @@ def client_timeout(config: PaytmConfig) -> aiohttp.ClientTimeout:
         sock_connect=config.connect_timeout_s,
         sock_read=config.read_timeout_s,
     )
-
-
-def ssl_context(config: PaytmConfig) -> ssl.SSLContext:
-    """System CA store (plus `ca_file`), hostname checks, TLS 1.2 or newer."""
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    if config.ca_file:
-        try:
-            context.load_verify_locations(cafile=config.ca_file)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError([f"paytm.ca_file: cannot load CA certificates from "
-                               f"{config.ca_file!r}: {exc}"]) from None
-    return context
 
 
 def make_session(config: PaytmConfig) -> aiohttp.ClientSession:

@@ -18,14 +18,8 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING
 
-from agent.journal import TxnState
 from agent.service.notify import Notifier, watchdog_interval_s
-from drivers.base import TransportState
-
-if TYPE_CHECKING:
-    from agent.app import Agent
 
 log = logging.getLogger(__name__)
 
@@ -106,19 +100,3 @@ class SystemdService:
 
 def _spawn(coro: Coroutine[None, None, None], name: str) -> asyncio.Task[None]:
     return asyncio.get_running_loop().create_task(coro, name=name)
-
-
-def agent_status(agent: Agent) -> str:
-    """The line `systemctl status` shows, e.g. "3 lanes up, 1 down; 1 in flight; 0 unknown".
-
-    A lane is up when its pipe is open and its link is not down (protocol S3);
-    "in flight" counts terminals held by a sale or void; "unknown" counts
-    transactions whose outcome Paytm has not settled yet (reconciliation goes on).
-    """
-    up = sum(1 for lane in agent.lanes
-             if lane.transport.status.state is TransportState.UP and not lane.link.down)
-    down = len(agent.lanes) - up
-    in_flight = len(agent.engine.busy_terminals()) if agent.engine is not None else 0
-    unknown = agent.journal.count_in_state(TxnState.UNKNOWN)  # indexed: cheap every 5 s
-    lanes = "lane" if up == 1 else "lanes"
-    return f"{up} {lanes} up, {down} down; {in_flight} in flight; {unknown} unknown"

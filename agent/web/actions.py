@@ -22,24 +22,22 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from agent.errors import AgentError, LinkError
+from agent.errors import AgentError, FieldError, LinkError
 from agent.journal import TxnState
 from agent.journal.store import JournalError
 from agent.logs import LOG_LEVELS, LogLine, RecentLines, current_level, set_level
-from agent.paytm.clock import IST, now_ist
-from agent.paytm.edc import StatusRequest, StatusState
-from agent.paytm.http import ssl_context
+from agent.paytm.clock import IST
+from agent.paytm.edc_answers import StatusState
 from agent.paytm.outcome import Answered, NotSent, Unknown
 from agent.paytm.pg_models import PgStatusState
+from agent.paytm.tls import ssl_context
 from agent.web.context import CallWatch
 from agent.web.facts import can_recheck
 from agent.web.params import BadInput
 
 if TYPE_CHECKING:
-    from agent.app import Agent
     from agent.bundle import LiveState
-    from agent.engine.engine import Engine
-    from agent.register.lane import Lane
+    from agent.web.view import AgentView, EngineView, LaneView
 
 log = logging.getLogger(__name__)
 
@@ -59,14 +57,14 @@ class ToolResult:
     steps: list[tuple[str, str]] = field(default_factory=list)  # (step, what happened)
 
 
-def find_lane(agent: Agent, name: str) -> Lane:
+def find_lane(agent: AgentView, name: str) -> LaneView:
     for lane in agent.lanes:
         if lane.name == name:
             return lane
     raise BadInput(f"no lane named {name!r}", 404)
 
 
-async def link_test(agent: Agent, lane_name: str) -> ToolResult:
+async def link_test(agent: AgentView, lane_name: str) -> ToolResult:
     lane = find_lane(agent, lane_name)
     log.info("technician: link test on lane %s", lane.name)
     try:
@@ -78,7 +76,7 @@ async def link_test(agent: Agent, lane_name: str) -> ToolResult:
                       f"The register answered ENQ with ACK in {rtt * 1000:.1f} ms.")
 
 
-async def paytm_test(agent: Agent) -> ToolResult:
+async def paytm_test(agent: AgentView) -> ToolResult:
     """TLS handshake with Paytm's server, then one Status Enquiry for an id Paytm cannot
     know on the EDC API and one Transaction Status on the payment-link API: "not found"
     from both proves the way there, our MID and our checksums."""
@@ -106,10 +104,9 @@ async def paytm_test(agent: Agent) -> ToolResult:
                           "A status call needs a terminal id: add a lane.", steps)
     txn = CONNTEST_PREFIX + datetime.now(IST).strftime("%Y%m%d%H%M%S")
     try:
-        request = StatusRequest(tid=tids[0], txn=txn, txn_time=now_ist())
-    except AgentError as exc:
+        edc_ok, edc_title, edc_text = await _probe_edc(engine, tids[0], txn, steps)
+    except FieldError as exc:  # the engine refused the request before any call
         return ToolResult(False, "Paytm connectivity: cannot build the request", str(exc), steps)
-    edc_ok, edc_title, edc_text = await _probe_edc(engine, request, tids[0], txn, steps)
     pg_ok, pg_text = await _probe_pg(engine, txn, agent.config.paytm.pg_base_url, steps)
     if not edc_ok:
         return ToolResult(False, edc_title, edc_text, steps)
@@ -119,9 +116,9 @@ async def paytm_test(agent: Agent) -> ToolResult:
     return ToolResult(True, edc_title, f"{edc_text} {pg_text}", steps)
 
 
-async def _probe_edc(engine: Engine, request: StatusRequest, tid: str, txn: str,
+async def _probe_edc(engine: EngineView, tid: str, txn: str,
                      steps: list[tuple[str, str]]) -> tuple[bool, str, str]:
-    outcome = await engine.probe_status(request)
+    outcome = await engine.probe_status(tid, txn)
     match outcome:
         case Answered(response=answer, latency_s=latency_s):
             ms = f"{latency_s * 1000:.0f} ms"
@@ -148,7 +145,7 @@ async def _probe_edc(engine: Engine, request: StatusRequest, tid: str, txn: str,
             return False, "Paytm connectivity: no clear answer", reason
 
 
-async def _probe_pg(engine: Engine, txn: str, base_url: str,
+async def _probe_pg(engine: EngineView, txn: str, base_url: str,
                     steps: list[tuple[str, str]]) -> tuple[bool, str]:
     """Transaction Status of the same made-up id on the payment-link (All-in-One) API:
     'no record found' (334) proves that API's host, our MID and its checksum too."""
@@ -197,7 +194,7 @@ async def _tls_handshake(host: str, port: int, timeout_s: float,
     return True, text + (f" (valid until {expires})" if expires else "")
 
 
-async def recheck(agent: Agent, calls: CallWatch, row_id: int) -> ToolResult:
+async def recheck(agent: AgentView, calls: CallWatch, row_id: int) -> ToolResult:
     journal = agent.journal
     try:
         record = journal.get(row_id)
@@ -232,7 +229,7 @@ async def recheck(agent: Agent, calls: CallWatch, row_id: int) -> ToolResult:
                          "; the agent keeps asking."))
 
 
-async def reconcile(agent: Agent, day: date | None) -> ToolResult:
+async def reconcile(agent: AgentView, day: date | None) -> ToolResult:
     """The close-of-day sweep now (of `day`, default today): the engine asks Paytm about
     every loose end of the day; the result is kept in the journal for the day's report."""
     if agent.sweeper is None:
@@ -244,7 +241,7 @@ async def reconcile(agent: Agent, day: date | None) -> ToolResult:
     return ToolResult(record.disagreements == 0, f"Reconciled {record.day}", text)
 
 
-async def resend(agent: Agent, outbox_id: int) -> ToolResult:
+async def resend(agent: AgentView, outbox_id: int) -> ToolResult:
     journal = agent.journal
     try:
         outbox = journal.outbox_row(outbox_id)
@@ -291,7 +288,7 @@ async def resend(agent: Agent, outbox_id: int) -> ToolResult:
                       "sends it as soon as the register talks." + woke)
 
 
-def live_state(agent: Agent, log_lines: list[LogLine]) -> LiveState:
+def live_state(agent: AgentView, log_lines: list[LogLine]) -> LiveState:
     """What only the running agent knows, copied on the loop (cheap: the capture's rings
     are copied by reference, decoded and masked later in the bundle's thread)."""
     from agent.bundle import LOG_LINES, LiveState
@@ -312,7 +309,7 @@ def live_state(agent: Agent, log_lines: list[LogLine]) -> LiveState:
         started_at=agent.started_at)
 
 
-async def support_bundle(agent: Agent, recent: RecentLines) -> tuple[bytes, str]:
+async def support_bundle(agent: AgentView, recent: RecentLines) -> tuple[bytes, str]:
     """The support bundle (agent/bundle.py) with the live capture: (its bytes, file name).
     The snapshot is taken here, on the loop; the bundle is written in a thread."""
     from agent.bundle import build_bundle, default_name

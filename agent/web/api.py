@@ -14,8 +14,16 @@ from aiohttp import web
 
 from agent import __version__
 from agent.logs import SECRETS
-from agent.web import actions
-from agent.web.actions import ToolResult
+from agent.web.actions import (
+    ToolResult,
+    link_test,
+    paytm_test,
+    recheck,
+    reconcile,
+    resend,
+    set_log_level,
+    support_bundle,
+)
 from agent.web.context import ctx_of
 from agent.web.facts import (
     as_json,
@@ -99,32 +107,32 @@ async def _form(request: web.Request, *names: str) -> Params:
 async def api_link_test(request: web.Request) -> web.Response:
     params = await _form(request, "lane")
     lane = params.text("lane", pattern=r"[A-Za-z0-9_.-]{1,32}", max_len=32)
-    return _result(await actions.link_test(ctx_of(request).agent, lane))
+    return _result(await link_test(ctx_of(request).agent, lane))
 
 
 async def api_paytm_test(request: web.Request) -> web.Response:
     await _form(request)
-    return _result(await actions.paytm_test(ctx_of(request).agent))
+    return _result(await paytm_test(ctx_of(request).agent))
 
 
 async def api_recheck(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     row = (await _form(request, "row")).integer("row", low=1, high=2**62)
-    return _result(await actions.recheck(ctx.agent, ctx.calls, row))
+    return _result(await recheck(ctx.agent, ctx.calls, row))
 
 
 async def api_log_level(request: web.Request) -> web.Response:
-    return _result(actions.set_log_level(await level_from_form(request)))
+    return _result(set_log_level(await level_from_form(request)))
 
 
 async def api_resend(request: web.Request) -> web.Response:
     outbox_id = (await _form(request, "outbox")).integer("outbox", low=1, high=2**62)
-    return _result(await actions.resend(ctx_of(request).agent, outbox_id))
+    return _result(await resend(ctx_of(request).agent, outbox_id))
 
 
 async def api_reconcile(request: web.Request) -> web.Response:
     params = await _form(request, "day")
-    return _result(await actions.reconcile(ctx_of(request).agent, params.calendar_day("day")))
+    return _result(await reconcile(ctx_of(request).agent, params.calendar_day("day")))
 
 
 async def api_events(request: web.Request) -> web.StreamResponse:
@@ -164,4 +172,4 @@ async def api_bundle(request: web.Request) -> web.Response:
 
     await _form(request)
     ctx = ctx_of(request)
-    return bundle_response(*await actions.support_bundle(ctx.agent, ctx.recent))
+    return bundle_response(*await support_bundle(ctx.agent, ctx.recent))

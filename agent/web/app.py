@@ -23,7 +23,26 @@ from aiohttp.typedefs import Handler, Middleware
 
 from agent.listener import BODY_TIMEOUT_S
 from agent.logs import RECENT, SECRETS, RecentLines, Throttle
-from agent.web import api
+from agent.web.api import (
+    api_bundle,
+    api_config,
+    api_events,
+    api_lanes,
+    api_link_test,
+    api_log,
+    api_log_level,
+    api_overview,
+    api_paytm_test,
+    api_ports,
+    api_recheck,
+    api_reconcile,
+    api_resend,
+    api_session,
+    api_transaction,
+    api_transactions,
+    healthz,
+    metrics,
+)
 from agent.web.context import CTX, CallWatch, WebContext, ctx_of
 from agent.web.events import EventHub
 from agent.web.html import page, tag
@@ -56,7 +75,7 @@ from agent.web.security import (
 )
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.web.view import AgentView
 
 log = logging.getLogger(__name__)
 
@@ -67,14 +86,14 @@ _REFUSAL_LOG = Throttle()  # refused Host/Origin: one line per client and minute
 OPEN_PATHS = frozenset({"/login", "/healthz", "/favicon.ico"})  # reachable without a login, always
 
 
-def build_app(agent: Agent, *, recent: RecentLines = RECENT,
+def build_app(agent: AgentView, *, recent: RecentLines = RECENT,
               redact_bodies: bool = True) -> web.Application:
     """The technician page for `agent`. `redact_bodies=False` exists for the test that
     proves the pages never contain a secret in the first place."""
-    metrics = AgentMetrics(agent)
+    agent_metrics = AgentMetrics(agent)
     hub = EventHub(agent.journal)
-    ctx = WebContext(agent=agent, recent=recent, metrics=metrics, hub=hub,
-                     calls=CallWatch(metrics, hub))
+    ctx = WebContext(agent=agent, recent=recent, metrics=agent_metrics, hub=hub,
+                     calls=CallWatch(agent_metrics, hub))
     middlewares: list[Middleware] = []
     if redact_bodies:
         middlewares.append(_redact_middleware(ctx))
@@ -117,25 +136,25 @@ def build_app(agent: Agent, *, recent: RecentLines = RECENT,
         web.post("/logout", logout_action),
         web.get("/static/{name}", static_file),
         web.get("/favicon.ico", favicon),
-        web.get("/healthz", api.healthz),
-        web.get("/metrics", api.metrics),
-        web.get("/api/overview", api.api_overview),
-        web.get("/api/lanes", api.api_lanes),
-        web.get("/api/transactions", api.api_transactions),
-        web.get(r"/api/transactions/{row}", api.api_transaction),
-        web.get("/api/log", api.api_log),
-        web.get("/api/config", api.api_config),
-        web.get("/api/session", api.api_session),
-        web.get("/api/tools/ports", api.api_ports),
-        web.post("/api/tools/link-test", api.api_link_test),
-        web.post("/api/tools/paytm-test", api.api_paytm_test),
-        web.post("/api/tools/recheck", api.api_recheck),
-        web.post("/api/tools/resend", api.api_resend),
-        web.post("/api/tools/reconcile", api.api_reconcile),
+        web.get("/healthz", healthz),
+        web.get("/metrics", metrics),
+        web.get("/api/overview", api_overview),
+        web.get("/api/lanes", api_lanes),
+        web.get("/api/transactions", api_transactions),
+        web.get(r"/api/transactions/{row}", api_transaction),
+        web.get("/api/log", api_log),
+        web.get("/api/config", api_config),
+        web.get("/api/session", api_session),
+        web.get("/api/tools/ports", api_ports),
+        web.post("/api/tools/link-test", api_link_test),
+        web.post("/api/tools/paytm-test", api_paytm_test),
+        web.post("/api/tools/recheck", api_recheck),
+        web.post("/api/tools/resend", api_resend),
+        web.post("/api/tools/reconcile", api_reconcile),
         web.get("/api/day", api_day),
-        web.post("/api/tools/bundle", api.api_bundle),
-        web.post("/api/log/level", api.api_log_level),
-        web.get("/api/events", api.api_events),
+        web.post("/api/tools/bundle", api_bundle),
+        web.post("/api/log/level", api_log_level),
+        web.get("/api/events", api_events),
     ])
     return app
 

@@ -27,7 +27,7 @@ from agent.web.security import (
 )
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.web.view import AgentView
 
 
 class CallWatch:
@@ -75,7 +75,7 @@ class CallWatch:
 
 @dataclass
 class WebContext:
-    agent: Agent
+    agent: AgentView
     recent: RecentLines
     metrics: AgentMetrics
     hub: EventHub

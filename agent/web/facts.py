@@ -34,8 +34,7 @@ from drivers.base import TransportState
 from drivers.url import SerialSpec
 
 if TYPE_CHECKING:
-    from agent.app import Agent
-    from agent.register.lane import Lane
+    from agent.web.view import AgentView, LaneView
 
 # Paytm's timestamps have whole seconds and our sale times are written from the host
 # clock; beyond this the technician should fix the clock (NTP) before Paytm minds.
@@ -139,7 +138,7 @@ def _call(record: CallRecord) -> CallFacts:
                      clock_skew_s=record.clock_skew_s)
 
 
-def paytm_facts(agent: Agent) -> PaytmFacts:
+def paytm_facts(agent: AgentView) -> PaytmFacts:
     last = agent.health.last
     skew = last.clock_skew_s if last is not None else None
     return PaytmFacts(state=agent.health.state, base_url=agent.config.paytm.edc_base_url,
@@ -152,12 +151,12 @@ def midnight_ist(now: float) -> float:
     return day.timestamp()
 
 
-def lane_facts(agent: Agent) -> list[LaneFacts]:
+def lane_facts(agent: AgentView) -> list[LaneFacts]:
     busy = agent.engine.busy_terminals() if agent.engine is not None else {}
     return [_lane(agent, lane, busy) for lane in agent.lanes]
 
 
-def _lane(agent: Agent, lane: Lane, busy: dict[str, str]) -> LaneFacts:
+def _lane(agent: AgentView, lane: LaneView, busy: dict[str, str]) -> LaneFacts:
     status = lane.transport.status
     config = lane.config
     baudrate = status.detail.get("baudrate", "")
@@ -186,7 +185,7 @@ def _lane(agent: Agent, lane: Lane, busy: dict[str, str]) -> LaneFacts:
         link_version=lane.link.link_version)
 
 
-def _holding(agent: Agent, txn: str) -> TxnRecord | None:
+def _holding(agent: AgentView, txn: str) -> TxnRecord | None:
     """The sale or void holding a terminal: the newest of that id that is not final."""
     records = agent.journal.find_any(txn)
     for record in reversed(records):
@@ -195,7 +194,7 @@ def _holding(agent: Agent, txn: str) -> TxnRecord | None:
     return records[-1] if records else None
 
 
-def attention(agent: Agent, lanes: list[LaneFacts], paytm: PaytmFacts) -> list[Attention]:
+def attention(agent: AgentView, lanes: list[LaneFacts], paytm: PaytmFacts) -> list[Attention]:
     """Everything a person must look at, most urgent first."""
     items: list[Attention] = []
     health = agent.journal.health
@@ -250,7 +249,7 @@ def _by_status(counts: dict[tuple[str, str], int]) -> dict[str, int]:
     return out
 
 
-def overview(agent: Agent, now: float) -> Overview:
+def overview(agent: AgentView, now: float) -> Overview:
     lanes = lane_facts(agent)
     paytm = paytm_facts(agent)
     since = midnight_ist(now)
@@ -393,7 +392,7 @@ def code_facts(codes: list[str], kind: str = "sale") -> list[CodeFacts]:
     return seen
 
 
-def txn_detail(agent: Agent, record: TxnRecord) -> TxnDetail:
+def txn_detail(agent: AgentView, record: TxnRecord) -> TxnDetail:
     return txn_detail_from(agent.journal, record, agent.config)
 
 
@@ -540,5 +539,5 @@ def as_json(value: object) -> object:
     return value
 
 
-def attention_now(agent: Agent) -> list[Attention]:
+def attention_now(agent: AgentView) -> list[Attention]:
     return attention(agent, lane_facts(agent), paytm_facts(agent))

@@ -20,7 +20,7 @@ from agent.paytm.outcome import CallRecord
 from drivers.base import TransportState
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.web.view import AgentView
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 PAYTM_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 60.0)
@@ -28,7 +28,7 @@ JOURNAL_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
 
 
 class AgentMetrics:
-    def __init__(self, agent: Agent, wall: Callable[[], float] = time.time) -> None:
+    def __init__(self, agent: AgentView, wall: Callable[[], float] = time.time) -> None:
         self._agent = agent
         self.registry = CollectorRegistry(auto_describe=False)
         self.paytm_latency = Histogram(
@@ -58,7 +58,7 @@ class AgentMetrics:
 class _AgentCollector:
     """Everything read from the agent at scrape time."""
 
-    def __init__(self, agent: Agent, wall: Callable[[], float]) -> None:
+    def __init__(self, agent: AgentView, wall: Callable[[], float]) -> None:
         self._agent = agent
         self._wall = wall
 
@@ -146,7 +146,7 @@ class _AgentCollector:
         yield from _lane_metrics(agent)
 
 
-def _lane_metrics(agent: Agent) -> Iterable[Metric]:
+def _lane_metrics(agent: AgentView) -> Iterable[Metric]:
     up = GaugeMetricFamily("edc_transport_up", "1 while the lane's pipe is up", labels=["lane"])
     reconnects = CounterMetricFamily("edc_transport_reconnects",
                                      "Times the lane's pipe was reconnected", labels=["lane"])

@@ -8,12 +8,13 @@ from datetime import date, datetime, timedelta
 
 from multidict import MultiMapping
 
+from agent.errors import AgentError
 from agent.paytm.clock import IST
 
 MAX_TEXT = 100
 
 
-class BadInput(Exception):
+class BadInput(AgentError):
     """A request parameter is wrong; the message is shown to the technician (400)."""
 
     def __init__(self, message: str, status: int = 400) -> None:

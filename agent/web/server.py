@@ -19,10 +19,11 @@ from aiohttp import web
 from agent.errors import AgentError
 from agent.listener import HEADER_TIMEOUT_S, GuardedSite
 from agent.logs import RECENT, RecentLines
+from agent.net import split_host_port
 from agent.web.app import build_app
 
 if TYPE_CHECKING:
-    from agent.app import Agent
+    from agent.web.view import AgentView
 
 log = logging.getLogger(__name__)
 
@@ -47,17 +48,13 @@ class WebServer:
         log.info("technician page stopped")
 
 
-def _split(listen: str) -> tuple[str, int]:
-    host, sep, port = listen.rpartition(":")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise WebStartError(f"http.listen: expected HOST:PORT, got {listen!r}")
-    return host.strip("[]"), int(port)
-
-
-async def start_web(agent: Agent, *, listen: str | None = None,
+async def start_web(agent: AgentView, *, listen: str | None = None,
                     recent: RecentLines = RECENT) -> WebServer:
     address = listen if listen is not None else agent.config.http.listen
-    host, port = _split(address)
+    try:
+        host, port = split_host_port(address)
+    except ValueError as exc:
+        raise WebStartError(f"http.listen: {exc}") from None
     app = build_app(agent, recent=recent)
     # keepalive_timeout is armed when a connection opens: one that never completes its
     # headers (half-open, slowloris) is closed after HEADER_TIMEOUT_S.

@@ -46,12 +46,10 @@ from agent.net import is_loopback_host
 from agent.paytm.checksum import MerchantKey
 from agent.paytm.codes import EDC_REQUEST_CODES
 from agent.paytm.edc import (
-    RequestAnswer,
-    StatusAnswer,
-    StatusState,
     parse_request_answer,
     parse_status_answer,
 )
+from agent.paytm.edc_answers import RequestAnswer, StatusAnswer, StatusState
 from agent.paytm.outcome import Unknown
 from agent.paytm.pg_models import (
     LinkAnswer,

@@ -27,13 +27,11 @@ from agent.paytm.codes import EDC_REQUEST_CODES, Handling
 from agent.paytm.edc import (
     EdcClient,
     GstInfo,
-    RequestAnswer,
     SaleRequest,
-    StatusAnswer,
     StatusRequest,
-    StatusState,
     VoidRequest,
 )
+from agent.paytm.edc_answers import RequestAnswer, StatusAnswer, StatusState
 from agent.paytm.http import make_session
 from agent.paytm.outcome import Answered, CallOutcome, NotSent, Unknown
 from agent.paytm.settings import PaytmConfig

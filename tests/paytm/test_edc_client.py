@@ -36,22 +36,20 @@ from agent.paytm.clock import IST, format_paytm, parse_paytm
 from agent.paytm.edc import (
     EdcClient,
     GstInfo,
-    PaymentDetails,
-    RequestAnswer,
     SaleRequest,
-    StatusAnswer,
     StatusRequest,
-    StatusState,
     VoidRequest,
     decode_response,
     parse_request_answer,
     parse_status_answer,
     response_time,
 )
-from agent.paytm.http import check_base_url, make_session, ssl_context
+from agent.paytm.edc_answers import PaymentDetails, RequestAnswer, StatusAnswer, StatusState
+from agent.paytm.http import check_base_url, make_session
 from agent.paytm.jsontext import member_text
 from agent.paytm.outcome import Answered, CallOutcome, CallRecord, NotSent, Unknown
 from agent.paytm.settings import PaytmConfig
+from agent.paytm.tls import ssl_context
 
 MID = "TESTMID00000000000001"
 KEY_TEXT = "ABCDEFGHIJKLMNOP"

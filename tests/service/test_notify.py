@@ -17,7 +17,8 @@ import pytest
 from agent.app import Agent
 from agent.journal import TxnState
 from agent.service.notify import Notifier, watchdog_interval_s
-from agent.service.systemd import SystemdService, agent_status
+from agent.service.systemd import SystemdService
+from agent.status import agent_status
 from drivers.base import TransportState
 
 WAIT_S = 5.0  # safety net: every message below is expected within milliseconds

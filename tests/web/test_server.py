@@ -7,8 +7,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from agent.web import start_web
-from agent.web.server import WebStartError
+from agent.web.server import WebStartError, start_web
 from tests.web.stack import web_stack
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.paytm.http import ssl_context
 from agent.paytm.settings import PaytmConfig
+from agent.paytm.tls import ssl_context
 from agent.web.actions import _tls_handshake
 
 

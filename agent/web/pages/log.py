@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from agent.logs import LOG_LEVELS, current_level
-from agent.web import actions
+from agent.web.actions import set_log_level
 from agent.web.context import WebContext, ctx_of
 from agent.web.facts import LEVELS, LogFacts, attention_now, log_lines
 from agent.web.html import Html, csrf_input, css_class, join, page, tag, when
@@ -100,7 +100,7 @@ async def level_from_form(request: web.Request) -> str:
 
 async def log_level_action(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
-    result = actions.set_log_level(await level_from_form(request))
+    result = set_log_level(await level_from_form(request))
     session = ctx.session(request)
     if session is not None:
         session.flash.append(("ok", f"{result.title}. {result.text}"))

@@ -13,8 +13,15 @@ from aiohttp import web
 
 from agent.day.totals import today
 from agent.journal import TxnState
-from agent.web import actions
-from agent.web.actions import ToolResult
+from agent.web.actions import (
+    ToolResult,
+    link_test,
+    paytm_test,
+    recheck,
+    reconcile,
+    resend,
+    support_bundle,
+)
 from agent.web.context import WebContext, ctx_of
 from agent.web.facts import attention_now, txn_row
 from agent.web.html import Html, action_form, card, join, page, pill, table, tag, when
@@ -166,26 +173,26 @@ async def link_test_action(request: web.Request) -> web.Response:
         raise BadInput("lane: missing")
     back = {"lanes": "/lanes", "tools": "/tools"}[params.choice("back", ["lanes", "tools"],
                                                                 default="tools")]
-    raise _finish(ctx, request, await actions.link_test(ctx.agent, lane), back)
+    raise _finish(ctx, request, await link_test(ctx.agent, lane), back)
 
 
 async def paytm_test_action(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     await _form(request)
-    raise _finish(ctx, request, await actions.paytm_test(ctx.agent), "/tools")
+    raise _finish(ctx, request, await paytm_test(ctx.agent), "/tools")
 
 
 async def recheck_action(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     row = (await _form(request, "row")).integer("row", low=1, high=2**62)
-    raise _finish(ctx, request, await actions.recheck(ctx.agent, ctx.calls, row),
+    raise _finish(ctx, request, await recheck(ctx.agent, ctx.calls, row),
             f"/transactions/{row}")
 
 
 async def resend_action(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     outbox_id = (await _form(request, "outbox")).integer("outbox", low=1, high=2**62)
-    result = await actions.resend(ctx.agent, outbox_id)
+    result = await resend(ctx.agent, outbox_id)
     row = ctx.agent.journal.outbox_row(outbox_id).txn_row
     raise _finish(ctx, request, result, f"/transactions/{row}")
 
@@ -194,7 +201,7 @@ async def reconcile_action(request: web.Request) -> web.Response:
     ctx = ctx_of(request)
     params = await _form(request, "day")
     day = params.calendar_day("day")
-    result = await actions.reconcile(ctx.agent, day)
+    result = await reconcile(ctx.agent, day)
     back = f"/day?day={(day or today(ctx.wall())).isoformat()}"
     raise _finish(ctx, request, result, back)
 
@@ -203,7 +210,7 @@ async def bundle_action(request: web.Request) -> web.Response:
     """The bundle as a download (no redirect: the browser saves the file)."""
     ctx = ctx_of(request)
     await _form(request)
-    return bundle_response(*await actions.support_bundle(ctx.agent, ctx.recent))
+    return bundle_response(*await support_bundle(ctx.agent, ctx.recent))
 
 
 def bundle_response(body: bytes, name: str) -> web.Response:
