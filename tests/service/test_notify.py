@@ -14,11 +14,10 @@ from typing import cast
 
 import pytest
 
-from agent.app import Agent
+from agent.app import Agent, agent_status
 from agent.journal import TxnState
 from agent.service.notify import Notifier, watchdog_interval_s
 from agent.service.systemd import SystemdService
-from agent.status import agent_status
 from drivers.base import TransportState
 
 WAIT_S = 5.0  # safety net: every message below is expected within milliseconds
