@@ -24,8 +24,8 @@ from agent.paytm.edc import (
     VoidRequest,
 )
 from agent.paytm.outcome import Answered, CallOutcome
-from agent.paytm.pg_models import check_paise
 from agent.receipts import ReceiptData, build_receipt, rupees
+from agent.rules import check_paise
 
 SECTION = "Sale"
 # Paytm's staging hosts (reference §1); anything else is treated as production.
