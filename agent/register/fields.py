@@ -2,8 +2,10 @@
 
 Every checker takes the value as it came out of `json.loads` (so `object`), checks its
 JSON type and its range, and returns it typed, or raises `FieldError` naming the field.
-The message classes call the same checkers from `__post_init__`, so a message object
-can only exist when every field obeys the rule it would be checked against on the wire.
+The message classes declare one checker per attribute (`messages.Wire`); decoding and
+`__post_init__` both use it, so a message object can only exist when every field obeys
+the rule it would be checked against on the wire. The rules the agent shares beyond the
+register (paise, terminal id) live in `agent.rules`.
 
 Python's `bool` is a subclass of `int`: `true` is *not* the integer 1 here, and `1` is
 not a boolean. Floats are never integers, even `1.0` (the wire text must be an integer).
