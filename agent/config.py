@@ -26,6 +26,7 @@ from agent.paytm.checksum import ChecksumMode
 
 # The Paytm clients own their settings (agent/paytm/settings.py); loaded and checked here.
 from agent.paytm.settings import PaytmConfig
+from agent.rules import is_pos_id, is_tid
 
 DEFAULT_JOURNAL = "/var/lib/edc-agent/journal.db"
 DEFAULT_KEEP_DAYS = 400
@@ -37,9 +38,7 @@ MAX_KEEP_DAYS = 36500
 # Paytm documents paytmMid as string(20) on the Sale page but string(64) in responses, and
 # the operator contract's own example MID has 21 characters: accept up to 32.
 _MID_RE = re.compile(r"^[A-Za-z0-9]{1,32}$")
-_TID_RE = re.compile(r"^[A-Za-z0-9]{1,8}$")
 _NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
-_POS_ID_RE = re.compile(r"^[A-Za-z0-9]+_[A-Za-z0-9]+$")
 _CHANNEL_RE = re.compile(r"^[A-Za-z0-9_]{1,32}$")
 _LABEL = r"[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
 _HOSTNAME = re.compile(rf"^(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?$")
@@ -471,10 +470,10 @@ def _lanes(v: _Validator, raw: Any) -> tuple[LaneConfig, ...]:
         tid = v.string(t, p, "tid", "")
         if "tid" not in t:
             v.problem(f"{p}.tid", "is required (the Paytm terminal id, 8 digits)")
-        elif not _TID_RE.match(tid):
+        elif not is_tid(tid):
             v.problem(f"{p}.tid", f"must be 1–8 letters or digits (got {tid!r})")
         pos_id = v.string(t, p, "pos_id", "")
-        if pos_id and (len(pos_id) > 50 or not _POS_ID_RE.match(pos_id)):
+        if pos_id and not is_pos_id(pos_id):
             v.problem(f"{p}.pos_id", f"must look like StoreID_POSID, e.g. S12_1 (got {pos_id!r})")
         display = v.string_map(t, p, "display")
         if len(display) > 3:

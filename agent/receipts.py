@@ -14,6 +14,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+# Its home is agent.rules, which the PG client may import (it may not import this module).
+from agent.rules import rupees_plain as rupees_plain  # noqa: PLC0414
+
 # Reference §10.1: displayInfo is a Map(3); per-entry limits are Unconfirmed, so stay
 # well inside what every integration reports working.
 DISPLAY_MAX_ENTRIES = 3
@@ -91,12 +94,6 @@ def rupees(paise: str | int) -> str:
             groups.insert(0, head)
         digits = ",".join([*groups, tail])
     return f"{sign}{RUPEE}{digits}.{frac:02d}"
-
-
-def rupees_plain(paise: str | int) -> str:
-    """'123450' → '1234.50': Paytm PG amounts (two decimals, no separators)."""
-    whole, frac = divmod(int(paise), 100)
-    return f"{whole}.{frac:02d}"
 
 
 MASK_MAX_X = 8  # a 21-character MID masks to 12 characters so it fits a 24-column slip

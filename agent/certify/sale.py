@@ -23,8 +23,8 @@ from agent.paytm.edc import (
 )
 from agent.paytm.edc_answers import StatusAnswer, StatusState
 from agent.paytm.outcome import Answered, CallOutcome
-from agent.paytm.pg_models import check_paise
 from agent.receipts import ReceiptData, build_receipt, rupees
+from agent.rules import check_paise
 
 SECTION = "Sale"
 # Paytm's staging hosts (reference §1); anything else is treated as production.

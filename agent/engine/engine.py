@@ -40,7 +40,7 @@ from agent.engine.edc_flows import EdcCalls, EdcFlows
 from agent.engine.flow import FlowParts
 from agent.engine.ledger import Ledger
 from agent.engine.pg_flows import PgCalls, PgFlows
-from agent.engine.reporter import LanePort, Reply, Reporter
+from agent.engine.reporter import LanePort, Reporter
 from agent.engine.results import PaytmView
 from agent.journal import HOLDING_STATES, Journal, JournalError, Kind, TxnRecord, TxnState
 from agent.paytm.clock import IST, now_ist
@@ -58,6 +58,7 @@ from agent.register.messages import (
     Ping,
     Pong,
     Refund,
+    Reply,
     Request,
     Resend,
     Sale,

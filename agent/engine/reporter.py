@@ -43,15 +43,13 @@ from agent.register.messages import (
     Error,
     ErrorCode,
     Payment,
-    Pong,
+    Reply,
     Result,
     State,
-    TotalsReport,
 )
 
 log = logging.getLogger(__name__)
 
-Reply = Accepted | State | Result | Error | Pong | TotalsReport
 JOURNAL_DOWN_MESSAGE = "Agent cannot write its journal: nothing was charged"
 RENDERED_KEPT = 1024  # results kept encoded for their delivery (~1 KB each)
 

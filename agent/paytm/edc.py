@@ -50,6 +50,7 @@ from agent.paytm.transport import Observer, PaytmPoster
 # decode_response moved to transport.py with the rest of the HTTP code; importable from here
 # as before (an explicit re-export, for mypy --strict).
 from agent.paytm.transport import decode_response as decode_response  # noqa: PLC0414
+from agent.rules import check_paise, check_tid
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +65,12 @@ VOID_EVENT = "VOID"  # Status Enquiry `event` for the status of a void (referenc
 PaymentMode = Literal["ALL", "CARD", "QR"]
 PAYMENT_MODES: frozenset[str] = frozenset({"ALL", "CARD", "QR"})
 
-_AMOUNT_RE = re.compile(r"[1-9][0-9]{0,11}", re.ASCII)  # paise, string(12), reference §3
 _TXN_RE = re.compile(r"[A-Za-z0-9]{8,32}", re.ASCII)  # merchantTransactionId, reference §3
-_TID_RE = re.compile(r"[A-Za-z0-9]{1,8}", re.ASCII)  # paytmTid string(8), reference §6
 _INVOICE_DATE_RE = re.compile(r"[0-9]{14}", re.ASCII)  # YYYYMMDDHHmmss, reference §4.2
 MAX_REFERENCE_LENGTH = 32  # merchantReferenceNo string(32)
 MAX_DISPLAY_ENTRIES = 3  # displayInfo Map(3), reference §10.1
 MAX_INVOICE_NO_LENGTH = 20  # gstInformation.invoiceNo, reference §4.2
 MAX_EXTENDED_TEXT = 999  # merchantExtendedInfo / extendInfo string(999)
-
-
-def _check_tid(tid: object) -> None:
-    if not isinstance(tid, str) or not _TID_RE.fullmatch(tid):
-        raise FieldError("paytmTid", f"must be 1–8 letters or digits (got {tid!r})")
 
 
 def _check_txn(txn: object) -> None:
@@ -159,11 +153,9 @@ class SaleRequest:
     gst: GstInfo | None = None
 
     def __post_init__(self) -> None:
-        _check_tid(self.tid)
+        check_tid(self.tid, "paytmTid")  # string(8), reference §6
         _check_txn(self.txn)
-        if not isinstance(self.amount, str) or not _AMOUNT_RE.fullmatch(self.amount):
-            raise FieldError("transactionAmount", "must be 1–12 digits of paise without "
-                             f"a leading zero (got {self.amount!r})")
+        check_paise(self.amount, "transactionAmount")  # string(12), reference §3
         _check_time(self.txn_time)
         if self.reference is not None and (
                 not isinstance(self.reference, str)
@@ -226,7 +218,7 @@ class StatusRequest:
     void: bool = False  # ask for the status of the void of that sale (event=VOID)
 
     def __post_init__(self) -> None:
-        _check_tid(self.tid)
+        check_tid(self.tid, "paytmTid")  # string(8), reference §6
         _check_txn(self.txn)
         _check_time(self.txn_time)
 
@@ -249,7 +241,7 @@ class VoidRequest:
     txn_time: datetime
 
     def __post_init__(self) -> None:
-        _check_tid(self.tid)
+        check_tid(self.tid, "paytmTid")  # string(8), reference §6
         _check_txn(self.txn)
         _check_time(self.txn_time)
 

@@ -29,7 +29,7 @@ from agent.paytm.answer_fields import detail, raw_text
 from agent.paytm.clock import IST, format_paytm, parse_paytm
 from agent.paytm.codes import PG_STATUS_CODES, REFUND_CODES, Handling, ResultCode
 from agent.paytm.outcome import Unknown
-from agent.receipts import rupees_plain
+from agent.rules import POS_ID_MAX, check_paise, is_pos_id, rupees_plain
 
 # ---------------------------------------------------------------------------
 # Field rules (reference §11, §12, §14, §16)
@@ -41,10 +41,7 @@ ORDER_ID_RE = re.compile(r"[A-Za-z0-9@\-_.]{1,50}", re.ASCII)
 REF_ID_RE = ORDER_ID_RE
 # Paytm transaction ids are digits in every sample; string(64) (§11). Any visible ASCII.
 TXN_ID_RE = re.compile(r"[\x21-\x7e]{1,64}", re.ASCII)
-PAISE_RE = re.compile(r"[1-9][0-9]{0,11}", re.ASCII)  # as everywhere in the agent
 PHONE_RE = re.compile(r"[0-9]{10}", re.ASCII)  # userPhoneNo: a 10-digit mobile number
-POS_ID_RE = re.compile(r"[A-Za-z0-9]+_[A-Za-z0-9]+", re.ASCII)  # StoreID_POSID
-MAX_POS_ID = 50
 MAX_DISPLAY_NAME = 50
 MAX_COMMENTS = 500
 # What Paytm sends back: "1303.00", also "1303.0" and "1303" in some answers.
@@ -68,13 +65,6 @@ def check_txn_id(txn_id: object) -> str:
     if not isinstance(txn_id, str) or not TXN_ID_RE.fullmatch(txn_id):
         raise FieldError("txnId", f"must be 1–64 visible ASCII characters (got {txn_id!r})")
     return txn_id
-
-
-def check_paise(amount: object, field: str) -> str:
-    if not isinstance(amount, str) or not PAISE_RE.fullmatch(amount):
-        raise FieldError(field, "must be 1–12 digits of paise without a leading zero "
-                         f"(got {amount!r})")
-    return amount
 
 
 def paise_to_rupees(paise: str) -> str:
@@ -116,10 +106,9 @@ class SendLinkRequest:
     def __post_init__(self) -> None:
         check_order_id(self.order_id, "merchantOrderId")
         check_paise(self.amount_paise, "amount")
-        if not isinstance(self.pos_id, str) or len(self.pos_id) > MAX_POS_ID \
-                or not POS_ID_RE.fullmatch(self.pos_id):
+        if not is_pos_id(self.pos_id):
             raise FieldError("posId", f"must look like StoreID_POSID (letters and digits, "
-                             f"at most {MAX_POS_ID} characters; got {self.pos_id!r})")
+                             f"at most {POS_ID_MAX} characters; got {self.pos_id!r})")
         if not isinstance(self.phone, str) or not PHONE_RE.fullmatch(self.phone):
             raise FieldError("userPhoneNo", f"must be 10 digits (got {self.phone!r})")
         if not isinstance(self.expiry, datetime) or self.expiry.utcoffset() is None:

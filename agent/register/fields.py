@@ -2,8 +2,10 @@
 
 Every checker takes the value as it came out of `json.loads` (so `object`), checks its
 JSON type and its range, and returns it typed, or raises `FieldError` naming the field.
-The message classes call the same checkers from `__post_init__`, so a message object
-can only exist when every field obeys the rule it would be checked against on the wire.
+The message classes declare one checker per attribute (`messages.Wire`); decoding and
+`__post_init__` both use it, so a message object can only exist when every field obeys
+the rule it would be checked against on the wire. The rules the agent shares beyond the
+register (paise, terminal id) live in `agent.rules`.
 
 Python's `bool` is a subclass of `int`: `true` is *not* the integer 1 here, and `1` is
 not a boolean. Floats are never integers, even `1.0` (the wire text must be an integer).
@@ -16,20 +18,17 @@ import re
 from collections.abc import Mapping
 from typing import Literal, cast, get_args
 
+from agent import rules
 from agent.errors import FieldError
 
 # A message id (§3): 1–36 characters of A–Z a–z 0–9 _ -.
 ID_RE = re.compile(r"[A-Za-z0-9_-]{1,36}")
 # txn, refund_id (§3.1): 8–32 characters of A–Z a–z 0–9.
 TXN_RE = re.compile(r"[A-Za-z0-9]{8,32}")
-# Paise (§3): digits without a leading zero, 1–12 of them ("0" is not an amount).
-PAISE_RE = re.compile(r"[1-9][0-9]{0,11}")
 # A day's sum (`totals`): may be 0, may exceed one sale's 12 digits; `net` may be negative
 # (today's refunds of yesterday's sales).
 TOTAL_RE = re.compile(r"-?(0|[1-9][0-9]{0,17})")
 DAY_RE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
-# Paytm terminal id: paytmTid is string(8); the config accepts 1–8 letters or digits.
-TID_RE = re.compile(r"[A-Za-z0-9]{1,8}")
 PHONE_RE = re.compile(r"[0-9]{10}")
 PRINTABLE_RE = re.compile(r"[\x20-\x7e]*")
 INVOICE_DATE_RE = re.compile(r"[0-9]{14}")
@@ -102,7 +101,7 @@ def txn(value: object, field: str = "txn") -> str:
 
 def amount(value: object, field: str = "amount") -> str:
     text = string(value, field)
-    if PAISE_RE.fullmatch(text) is None:
+    if not rules.is_paise(text):  # §3 paise: the agent's one rule (agent.rules)
         raise FieldError(field, "must be paise: 1-12 digits without a leading zero")
     return text
 
@@ -144,7 +143,7 @@ def ref(value: object, field: str = "ref") -> str:
 
 def tid(value: object, field: str = "tid") -> str:
     text = string(value, field)
-    if TID_RE.fullmatch(text) is None:
+    if not rules.is_tid(text):  # Paytm's paytmTid, as the config accepts it
         raise FieldError(field, "must be a Paytm terminal id: 1-8 letters or digits")
     return text
 

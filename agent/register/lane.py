@@ -15,13 +15,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 from agent.config import LaneConfig
-from agent.engine.reporter import Reply
 from agent.errors import UndeliveredError
 from agent.journal import Journal, JournalError, OutboxRecord
 from agent.link.layer import Link, LinkClosedError
 from agent.link.timings import LinkProtocol, LinkTimings
 from agent.register.codec import decode_request, encode, message_id
-from agent.register.messages import Error, Request
+from agent.register.messages import Error, Reply, Request
 from drivers.base import Transport
 
 log = logging.getLogger(__name__)

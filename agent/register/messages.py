@@ -1,10 +1,20 @@
 """Typed register messages (register-protocol.md §3): one frozen dataclass per `type`.
 
-Each class checks its fields in `__post_init__` with the rules of `agent.register.fields`,
-so no message object can break the protocol, and reads itself from a decoded JSON
-object with `from_json(id, obj)`, which checks the fields in the order of the protocol's
-table and raises `FieldError` naming the first bad one. `to_json()` gives the members
-other than `v`, `type` and `id`; absent optional fields are left out (never `null`).
+Each attribute declares once, in its annotation, how it travels:
+
+    txn: Annotated[str, Wire(fields.txn)]
+    mode: Annotated[Mode, Wire(fields.mode, optional=True)] = "ALL"
+
+`Wire` holds the rule (a checker of `agent.register.fields`, which also gives the value its
+typed form), the member's name on the wire when it differs, whether it may be absent, and
+when and how `to_json` writes it. From those declarations, and nothing else:
+- `from_json(id, obj)` reads the members in declaration order (the order of the protocol's
+  table), checks each as it reads it and raises `FieldError` naming the first bad one;
+- `__post_init__` checks a message built in code with the same rules, so no message
+  object can break the protocol;
+- `to_json()` gives the members other than `v`, `type` and `id`, in declaration order;
+  absent optional members are left out (never `null`).
+Each member is checked once: a decoded message is built without `__init__`.
 
 `REQUEST_TYPES` and `REPLY_TYPES` map the `type` strings to the classes; both are
 literal, read-only mappings. Encoding and decoding of whole payloads is in
@@ -19,27 +29,30 @@ Decisions where the protocol is silent:
 - `tid` is 1-8 letters or digits (Paytm's paytmTid, as the config accepts it);
   whether the lane may use it is the engine's decision.
 - Replies get their own `id` from `agent.register.ids.new_id` unless one is given.
+- `by_method` of a totals report leaves out the methods it does not know.
 """
 
-from __future__ import annotations
+# No `from __future__ import annotations`: the `Wire` declarations are read from the
+# evaluated annotations (dataclasses.Field.type).
 
 import dataclasses
 import enum
+import operator
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import ClassVar, Final, TypeVar
+from typing import Annotated, Any, ClassVar, Final, Self, TypeVar
 
 from agent.errors import FieldError
 from agent.register import fields
 from agent.register.fields import Cloud, Entries, Kind, Mode
 from agent.register.ids import new_id
 
-T = TypeVar("T")
-
 PAYMENT_MEMBER_MAX = 64  # longer payment details are clipped (they come from Paytm)
 CODE_MAX = 16  # Paytm result codes are 4 characters; anything longer is not a code
 LABEL_MAX = 64  # version, lane, field names
+TALLY_NAMES = ("sales", "voids", "refunds", "failed", "unknown")
+METHOD_NAMES = ("card", "upi", "paylink")
 
 
 class ErrorCode(enum.StrEnum):
@@ -57,498 +70,187 @@ class ErrorCode(enum.StrEnum):
     INTERNAL = "INTERNAL"
 
 
-class _Reader:
-    """Members of a decoded JSON object, each checked by its rule when read."""
+# --------------------------------------------------------------------------- declarations
 
-    def __init__(self, obj: Mapping[str, object], prefix: str = "") -> None:
-        self._obj = obj
-        self._prefix = prefix
-
-    def required(self, key: str, check: Callable[[object, str], T]) -> T:
-        if key not in self._obj:
-            raise FieldError(self._prefix + key, "is required")
-        return check(self._obj[key], self._prefix + key)
-
-    def optional(self, key: str, check: Callable[[object, str], T]) -> T | None:
-        if key not in self._obj:
-            return None
-        return check(self._obj[key], self._prefix + key)
-
-    def default(self, key: str, check: Callable[[object, str], T], default: T) -> T:
-        if key not in self._obj:
-            return default
-        return check(self._obj[key], self._prefix + key)
+# A rule: the value as `json.loads` gave it (or as code passed it) and the field name for
+# the error; returns the value in its typed form or raises FieldError.
+Check = Callable[[object, str], object]
 
 
-def _opt(value: T | None, check: Callable[[object, str], T], field: str) -> None:
-    if value is not None:
-        check(value, field)
+def _same(value: object) -> object:
+    return value
 
 
-def _entries_json(pairs: Entries) -> dict[str, object]:
-    return dict(pairs)
-
-
-# --------------------------------------------------------------------------- register → agent
+def _is_none(value: object) -> bool:
+    return value is None
 
 
 @dataclass(frozen=True, slots=True)
-class Gst:
-    """`gst` of a sale: all four members (an empty object is `None` on the `Sale`)."""
+class Wire:
+    """How one attribute travels. Only `check` is needed for a required plain member."""
 
-    gst_in: str
-    gst_brk_up: str
-    invoice_no: str
-    invoice_date: str  # YYYYMMDDHHmmss
+    check: Check
+    key: str | None = None  # the member's name on the wire, when not the attribute's
+    optional: bool = False  # absent on the wire: the attribute's default (None if none)
+    omit: Callable[[Any], bool] = _is_none  # left out of `to_json` when this is true
+    encode: Callable[[Any], object] = _same  # the member's JSON value
+    flat: bool = False  # a nested object whose members sit beside this object's own
+    envelope: bool = False  # the message `id`: in the envelope (codec), not in the body
 
-    def __post_init__(self) -> None:
-        fields.nonempty(self.gst_in, "gst.gstIn")
-        fields.nonempty(self.gst_brk_up, "gst.gstBrkUp")
-        fields.nonempty(self.invoice_no, "gst.invoiceNo", fields.INVOICE_NO_MAX)
-        fields.invoice_date(self.invoice_date, "gst.invoiceDate")
 
-    @classmethod
-    def from_json(cls, value: object, field: str = "gst") -> Gst | None:
-        if not isinstance(value, dict):
-            raise FieldError(field, "must be an object")
-        if not value:
-            return None
-        r = _Reader(value, field + ".")
-        return cls(
-            gst_in=r.required("gstIn", fields.nonempty),
-            gst_brk_up=r.required("gstBrkUp", fields.nonempty),
-            invoice_no=r.required(
-                "invoiceNo", lambda v, f: fields.nonempty(v, f, fields.INVOICE_NO_MAX)),
-            invoice_date=r.required("invoiceDate", fields.invoice_date),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return {"gstIn": self.gst_in, "gstBrkUp": self.gst_brk_up,
-                "invoiceNo": self.invoice_no, "invoiceDate": self.invoice_date}
+_ID: Final = Wire(fields.message_id, envelope=True)
 
 
 @dataclass(frozen=True, slots=True)
-class Sale:
-    TYPE: ClassVar[str] = "sale"
-
-    id: str
-    txn: str
-    amount: str  # paise
-    ref: str | None = None
-    tid: str | None = None  # None: the lane's own terminal
-    mode: Mode = "ALL"
-    auto_accept: bool | None = None
-    display: Entries | None = None  # ≤ 3 entries for the terminal's pop-up
-    print: Entries | None = None  # entries for the terminal slip
-    extend: Entries | None = None  # echoed back
-    gst: Gst | None = None
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        fields.txn(self.txn)
-        fields.amount(self.amount)
-        _opt(self.ref, fields.ref, "ref")
-        _opt(self.tid, fields.tid, "tid")
-        fields.mode(self.mode)
-        _opt(self.auto_accept, fields.boolean, "auto_accept")
-        if self.display is not None:
-            fields.entries(self.display, "display", fields.DISPLAY_MAX_ENTRIES)
-        _opt(self.print, fields.entries, "print")
-        _opt(self.extend, fields.entries, "extend")
-        if self.gst is not None and not isinstance(self.gst, Gst):
-            raise FieldError("gst", "must be an object")
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Sale:
-        r = _Reader(obj)
-        return cls(
-            id=id,
-            txn=r.required("txn", fields.txn),
-            amount=r.required("amount", fields.amount),
-            ref=r.optional("ref", fields.ref),
-            tid=r.optional("tid", fields.tid),
-            mode=r.default("mode", fields.mode, "ALL"),
-            auto_accept=r.optional("auto_accept", fields.boolean),
-            display=r.optional(
-                "display", lambda v, f: fields.entries(v, f, fields.DISPLAY_MAX_ENTRIES)),
-            print=r.optional("print", fields.entries),
-            extend=r.optional("extend", fields.entries),
-            gst=r.optional("gst", Gst.from_json),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {"txn": self.txn, "amount": self.amount}
-        if self.ref is not None:
-            out["ref"] = self.ref
-        if self.tid is not None:
-            out["tid"] = self.tid
-        out["mode"] = self.mode
-        if self.auto_accept is not None:
-            out["auto_accept"] = self.auto_accept
-        if self.display is not None:
-            out["display"] = _entries_json(self.display)
-        if self.print is not None:
-            out["print"] = _entries_json(self.print)
-        if self.extend is not None:
-            out["extend"] = _entries_json(self.extend)
-        if self.gst is not None:
-            out["gst"] = self.gst.to_json()
-        return out
+class _Member:
+    attr: str
+    key: str
+    wire: Wire
+    absent: object  # its value when absent on the wire (if `wire.optional`)
 
 
-@dataclass(frozen=True, slots=True)
-class Void:
-    TYPE: ClassVar[str] = "void"
+_MEMBERS: dict[type, tuple[_Member, ...]] = {}  # each class's, read on its first use
 
-    id: str
-    txn: str  # the sale to cancel
+
+def _members(cls: type) -> tuple[_Member, ...]:
+    known = _MEMBERS.get(cls)
+    if known is not None:
+        return known
+    members: list[_Member] = []
+    for f in dataclasses.fields(cls):
+        wire = next((m for m in getattr(f.type, "__metadata__", ()) if isinstance(m, Wire)),
+                    None)
+        if wire is None:
+            raise TypeError(f"{cls.__name__}.{f.name} declares no Wire")
+        absent = None if f.default is dataclasses.MISSING else f.default
+        members.append(_Member(f.name, wire.key or f.name, wire, absent))
+    _MEMBERS[cls] = tuple(members)
+    return _MEMBERS[cls]
+
+
+class _Body:
+    """A message or a nested object: checked, read and written by its `Wire` declarations."""
+
+    __slots__ = ()
+    # How a member is named in the error when the object is built in code (on the wire the
+    # reader knows where the object sits: `by_method.card.sales.count`).
+    PREFIX: ClassVar[str] = ""
 
     def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        fields.txn(self.txn)
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Void:
-        return cls(id=id, txn=_Reader(obj).required("txn", fields.txn))
-
-    def to_json(self) -> dict[str, object]:
-        return {"txn": self.txn}
-
-
-@dataclass(frozen=True, slots=True)
-class Paylink:
-    TYPE: ClassVar[str] = "paylink"
-
-    id: str
-    txn: str  # order id
-    amount: str
-    phone: str
-    expiry_s: int = fields.EXPIRY_DEFAULT_S
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        fields.txn(self.txn)
-        fields.amount(self.amount)
-        fields.phone(self.phone)
-        fields.expiry_s(self.expiry_s)
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Paylink:
-        r = _Reader(obj)
-        return cls(
-            id=id,
-            txn=r.required("txn", fields.txn),
-            amount=r.required("amount", fields.amount),
-            phone=r.required("phone", fields.phone),
-            expiry_s=r.default("expiry_s", fields.expiry_s, fields.EXPIRY_DEFAULT_S),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return {"txn": self.txn, "amount": self.amount, "phone": self.phone,
-                "expiry_s": self.expiry_s}
-
-
-@dataclass(frozen=True, slots=True)
-class Resend:
-    TYPE: ClassVar[str] = "resend"
-
-    id: str
-    txn: str  # an open paylink order
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        fields.txn(self.txn)
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Resend:
-        return cls(id=id, txn=_Reader(obj).required("txn", fields.txn))
-
-    def to_json(self) -> dict[str, object]:
-        return {"txn": self.txn}
-
-
-@dataclass(frozen=True, slots=True)
-class Refund:
-    TYPE: ClassVar[str] = "refund"
-
-    id: str
-    txn: str  # the original sale or paylink order
-    refund_id: str
-    amount: str
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        fields.txn(self.txn)
-        fields.txn(self.refund_id, "refund_id")
-        fields.amount(self.amount)
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Refund:
-        r = _Reader(obj)
-        return cls(
-            id=id,
-            txn=r.required("txn", fields.txn),
-            refund_id=r.required("refund_id", fields.txn),
-            amount=r.required("amount", fields.amount),
-        )
-
-    def to_json(self) -> dict[str, object]:
-        return {"txn": self.txn, "refund_id": self.refund_id, "amount": self.amount}
-
-
-@dataclass(frozen=True, slots=True)
-class Status:
-    TYPE: ClassVar[str] = "status"
-
-    id: str
-    txn: str  # the refund_id when kind is "refund"
-    kind: Kind = "sale"
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        fields.txn(self.txn)
-        fields.kind(self.kind)
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Status:
-        r = _Reader(obj)
-        return cls(id=id, txn=r.required("txn", fields.txn),
-                   kind=r.default("kind", fields.kind, "sale"))
-
-    def to_json(self) -> dict[str, object]:
-        return {"txn": self.txn, "kind": self.kind}
-
-
-@dataclass(frozen=True, slots=True)
-class Last:
-    TYPE: ClassVar[str] = "last"
-
-    id: str
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Last:
-        return cls(id=id)
-
-    def to_json(self) -> dict[str, object]:
-        return {}
-
-
-@dataclass(frozen=True, slots=True)
-class Ping:
-    TYPE: ClassVar[str] = "ping"
-
-    id: str
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Ping:
-        return cls(id=id)
-
-    def to_json(self) -> dict[str, object]:
-        return {}
-
-
-@dataclass(frozen=True, slots=True)
-class Totals:
-    """The day's totals of this lane (an X-report); `day` absent: today (IST)."""
-
-    TYPE: ClassVar[str] = "totals"
-
-    id: str
-    day: str | None = None  # YYYY-MM-DD
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        _opt(self.day, fields.day, "day")
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Totals:
-        return cls(id=id, day=_Reader(obj).optional("day", fields.day))
-
-    def to_json(self) -> dict[str, object]:
-        return {} if self.day is None else {"day": self.day}
-
-
-# --------------------------------------------------------------------------- agent → register
-
-
-@dataclass(frozen=True, slots=True)
-class Accepted:
-    TYPE: ClassVar[str] = "accepted"
-
-    re: str
-    txn: str
-    kind: Kind
-    id: str = dataclasses.field(default_factory=new_id, kw_only=True)
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        fields.message_id(self.re, "re")
-        fields.txn(self.txn)
-        fields.kind(self.kind)
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Accepted:
-        r = _Reader(obj)
-        return cls(re=r.required("re", fields.message_id), txn=r.required("txn", fields.txn),
-                   kind=r.required("kind", fields.kind), id=id)
-
-    def to_json(self) -> dict[str, object]:
-        return {"re": self.re, "txn": self.txn, "kind": self.kind}
-
-
-@dataclass(frozen=True, slots=True)
-class State:
-    TYPE: ClassVar[str] = "state"
-
-    re: str
-    txn: str
-    kind: Kind
-    state: str = "pending"
-    id: str = dataclasses.field(default_factory=new_id, kw_only=True)
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        fields.message_id(self.re, "re")
-        fields.txn(self.txn)
-        fields.kind(self.kind)
-        fields.one_of(self.state, "state", ("pending",))
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> State:
-        r = _Reader(obj)
-        return cls(re=r.required("re", fields.message_id), txn=r.required("txn", fields.txn),
-                   kind=r.required("kind", fields.kind),
-                   state=r.required("state", lambda v, f: fields.one_of(v, f, ("pending",))),
-                   id=id)
-
-    def to_json(self) -> dict[str, object]:
-        return {"re": self.re, "txn": self.txn, "kind": self.kind, "state": self.state}
-
-
-_PAYMENT_KEYS: Final = ("method", "rrn", "auth_code", "card", "scheme", "card_type", "bank",
-                        "paytm_txn_id")
-
-
-@dataclass(frozen=True, slots=True)
-class Payment:
-    """`payment` of a result; members Paytm did not give are None and left out.
-
-    Each member is clipped to 64 characters so a result always fits one frame.
-    """
-
-    method: str | None = None
-    rrn: str | None = None
-    auth_code: str | None = None
-    card: str | None = None  # masked as Paytm sends it
-    scheme: str | None = None
-    card_type: str | None = None
-    bank: str | None = None
-    paytm_txn_id: str | None = None
-
-    def __post_init__(self) -> None:
-        for key in _PAYMENT_KEYS:
-            value = getattr(self, key)
-            if value is not None:
-                text = fields.string(value, "payment." + key)
-                object.__setattr__(self, key, fields.clip(text, PAYMENT_MEMBER_MAX))
-
-    @classmethod
-    def from_json(cls, value: object, field: str = "payment") -> Payment:
-        if not isinstance(value, dict):
-            raise FieldError(field, "must be an object")
-        r = _Reader(value, field + ".")
-        return cls(**{key: r.optional(key, fields.string) for key in _PAYMENT_KEYS})
-
-    def to_json(self) -> dict[str, object]:
-        return {key: getattr(self, key) for key in _PAYMENT_KEYS
-                if getattr(self, key) is not None}
-
-
-@dataclass(frozen=True, slots=True)
-class Result:
-    """A final (or `unknown`) answer. `re` is None when the agent sends it on its own.
-
-    `message` is clipped to 80 characters. `receipt` is always sent (maybe empty);
-    `warnings` only when there are some. `codec.fit` trims an oversized result.
-    """
-
-    TYPE: ClassVar[str] = "result"
-
-    re: str | None
-    txn: str
-    kind: Kind
-    status: fields.Status
-    code: str  # Paytm's result code, e.g. "0000"
-    message: str
-    amount: str  # paise
-    payment: Payment | None = None
-    receipt: tuple[str, ...] = ()
-    warnings: tuple[str, ...] = ()
-    # What happened to a sale since (on `status`, `last` and repeats): `voided` is true once
-    # a void succeeded; `refunded` sums the successful refunds (absent when none).
-    voided: bool | None = None
-    refunded: str | None = None
-    id: str = dataclasses.field(default_factory=new_id, kw_only=True)
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        _opt(self.re, fields.message_id, "re")
-        _opt(self.voided, fields.boolean, "voided")
-        _opt(self.refunded, fields.amount, "refunded")
-        fields.txn(self.txn)
-        fields.kind(self.kind)
-        fields.status(self.status)
-        code = fields.string(self.code, "code")
-        if len(code) > CODE_MAX:
-            raise FieldError("code", f"must be at most {CODE_MAX} characters")
-        object.__setattr__(self, "message", fields.clip(fields.string(self.message, "message")))
-        fields.amount(self.amount)
-        if self.payment is not None and not isinstance(self.payment, Payment):
-            raise FieldError("payment", "must be an object")
-        object.__setattr__(self, "receipt", fields.text_list(self.receipt, "receipt"))
-        object.__setattr__(self, "warnings", fields.text_list(self.warnings, "warnings"))
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Result:
-        r = _Reader(obj)
-        return cls(
-            re=r.optional("re", fields.message_id),
-            txn=r.required("txn", fields.txn),
-            kind=r.required("kind", fields.kind),
-            status=r.required("status", fields.status),
-            code=r.required("code", fields.string),
-            message=r.required("message", fields.string),
-            amount=r.required("amount", fields.amount),
-            payment=r.optional("payment", Payment.from_json),
-            receipt=r.required("receipt", fields.text_list),
-            warnings=r.default("warnings", fields.text_list, ()),
-            voided=r.optional("voided", fields.boolean),
-            refunded=r.optional("refunded", fields.amount),
-            id=id,
-        )
+        for member in _members(type(self)):
+            value = getattr(self, member.attr)
+            if value is None and member.wire.optional and member.absent is None:
+                continue
+            checked = member.wire.check(value, self.PREFIX + member.key)
+            if checked is not value:  # the typed form: a tuple for a list, an enum, clipped
+                object.__setattr__(self, member.attr, checked)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {}
-        if self.re is not None:
-            out["re"] = self.re
-        out.update(txn=self.txn, kind=self.kind, status=self.status, code=self.code,
-                   message=self.message, amount=self.amount)
-        if self.payment is not None:
-            out["payment"] = self.payment.to_json()
-        out["receipt"] = list(self.receipt)
-        if self.warnings:
-            out["warnings"] = list(self.warnings)
-        if self.voided:
-            out["voided"] = True
-        if self.refunded is not None:
-            out["refunded"] = self.refunded
+        for member in _members(type(self)):
+            value = getattr(self, member.attr)
+            if member.wire.envelope or member.wire.omit(value):
+                continue
+            if member.wire.flat:
+                out.update(value.to_json())
+            else:
+                out[member.key] = member.wire.encode(value)
         return out
+
+
+B = TypeVar("B", bound=_Body)
+
+
+def _read(cls: type[B], obj: Mapping[str, object], prefix: str, **given: object) -> B:
+    """`obj`'s members checked in declaration order; `given` holds the envelope's `id`."""
+    values: dict[str, object] = {}
+    for member in _members(cls):
+        wire = member.wire
+        if wire.envelope:
+            values[member.attr] = wire.check(given[member.attr], member.key)
+        elif wire.flat:
+            values[member.attr] = wire.check(obj, prefix.rstrip("."))
+        elif member.key in obj:
+            values[member.attr] = wire.check(obj[member.key], prefix + member.key)
+        elif wire.optional:
+            values[member.attr] = member.absent
+        else:
+            raise FieldError(prefix + member.key, "is required")
+    # Every member is checked already: build the object without __init__, whose
+    # __post_init__ would check them all a second time.
+    built = object.__new__(cls)
+    for attr, value in values.items():
+        object.__setattr__(built, attr, value)
+    return built
+
+
+class _Message(_Body):
+    __slots__ = ()
+    TYPE: ClassVar[str]
+
+    @classmethod
+    def from_json(cls, id: str, obj: Mapping[str, object]) -> Self:
+        return _read(cls, obj, "", id=id)
+
+
+class _Nested(_Body):
+    """An object inside a message (`gst`, `payment`, a tally, a day's figures)."""
+
+    __slots__ = ()
+
+    @classmethod
+    def from_json(cls, value: object, field: str) -> Self:
+        if not isinstance(value, dict):
+            raise FieldError(field, "must be an object")
+        return _read(cls, value, field + "." if field else "")
+
+
+N = TypeVar("N", bound=_Nested)
+
+
+def _nested(cls: type[N]) -> Callable[[object, str], N]:
+    """The rule of a nested object: read from a JSON object, or already built in code."""
+
+    def check(value: object, field: str) -> N:
+        return value if isinstance(value, cls) else cls.from_json(value, field)
+
+    return check
+
+
+# --------------------------------------------------------------------------- rules and forms
+# The rules of `fields` that take more than the value and the field name, and the JSON
+# forms of what is not already JSON.
+
+
+def _label(value: object, field: str) -> str:
+    return fields.nonempty(value, field, LABEL_MAX)
+
+
+def _message(value: object, field: str) -> str:
+    return fields.clip(fields.string(value, field))
+
+
+def _display(value: object, field: str) -> Entries:
+    return fields.entries(value, field, fields.DISPLAY_MAX_ENTRIES)
+
+
+def _invoice_no(value: object, field: str) -> str:
+    return fields.nonempty(value, field, fields.INVOICE_NO_MAX)
+
+
+def _payment_member(value: object, field: str) -> str:
+    return fields.clip(fields.string(value, field), PAYMENT_MEMBER_MAX)
+
+
+def _result_code(value: object, field: str) -> str:
+    code = fields.string(value, field)
+    if len(code) > CODE_MAX:
+        raise FieldError(field, f"must be at most {CODE_MAX} characters")
+    return code
+
+
+def _paytm_code(value: object, field: str) -> str:
+    return fields.nonempty(value, field, CODE_MAX)
 
 
 def _error_code(value: object, field: str) -> ErrorCode:
@@ -559,210 +261,309 @@ def _error_code(value: object, field: str) -> ErrorCode:
         raise FieldError(field, "is not an error code of protocol §4") from None
 
 
+def _pending(value: object, field: str) -> str:
+    return fields.one_of(value, field, ("pending",))
+
+
+def _net(value: object, field: str) -> str:
+    return fields.total(value, field, signed=True)
+
+
+def _pairs_json(pairs: Entries) -> dict[str, str]:
+    return dict(pairs)
+
+
+def _list_json(lines: tuple[str, ...]) -> list[str]:
+    return list(lines)
+
+
+def _object_json(value: _Body) -> dict[str, object]:
+    return value.to_json()
+
+
+def _code_json(code: ErrorCode) -> str:
+    return code.value
+
+
+_ENTRIES: Final = Wire(fields.entries, optional=True, encode=_pairs_json)
+
+
+# --------------------------------------------------------------------------- register → agent
+
+
 @dataclass(frozen=True, slots=True)
-class Error:
+class Gst(_Nested):
+    """`gst` of a sale: all four members (an empty object is `None` on the `Sale`)."""
+
+    PREFIX: ClassVar[str] = "gst."
+
+    gst_in: Annotated[str, Wire(fields.nonempty, key="gstIn")]
+    gst_brk_up: Annotated[str, Wire(fields.nonempty, key="gstBrkUp")]
+    invoice_no: Annotated[str, Wire(_invoice_no, key="invoiceNo")]
+    invoice_date: Annotated[str, Wire(fields.invoice_date, key="invoiceDate")]  # YYYYMMDDHHmmss
+
+
+def _gst(value: object, field: str) -> Gst | None:
+    if isinstance(value, dict) and not value:
+        return None  # `{}`: no GST (see the decisions above)
+    return _nested(Gst)(value, field)
+
+
+@dataclass(frozen=True, slots=True)
+class Sale(_Message):
+    TYPE: ClassVar[str] = "sale"
+
+    id: Annotated[str, _ID]
+    txn: Annotated[str, Wire(fields.txn)]
+    amount: Annotated[str, Wire(fields.amount)]  # paise
+    ref: Annotated[str | None, Wire(fields.ref, optional=True)] = None
+    # None: the lane's own terminal
+    tid: Annotated[str | None, Wire(fields.tid, optional=True)] = None
+    mode: Annotated[Mode, Wire(fields.mode, optional=True)] = "ALL"
+    auto_accept: Annotated[bool | None, Wire(fields.boolean, optional=True)] = None
+    # ≤ 3 entries for the terminal's pop-up
+    display: Annotated[Entries | None, Wire(_display, optional=True, encode=_pairs_json)] = None
+    print: Annotated[Entries | None, _ENTRIES] = None  # entries for the terminal slip
+    extend: Annotated[Entries | None, _ENTRIES] = None  # echoed back
+    gst: Annotated[Gst | None, Wire(_gst, optional=True, encode=_object_json)] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Void(_Message):
+    TYPE: ClassVar[str] = "void"
+
+    id: Annotated[str, _ID]
+    txn: Annotated[str, Wire(fields.txn)]  # the sale to cancel
+
+
+@dataclass(frozen=True, slots=True)
+class Paylink(_Message):
+    TYPE: ClassVar[str] = "paylink"
+
+    id: Annotated[str, _ID]
+    txn: Annotated[str, Wire(fields.txn)]  # order id
+    amount: Annotated[str, Wire(fields.amount)]
+    phone: Annotated[str, Wire(fields.phone)]
+    expiry_s: Annotated[int, Wire(fields.expiry_s, optional=True)] = fields.EXPIRY_DEFAULT_S
+
+
+@dataclass(frozen=True, slots=True)
+class Resend(_Message):
+    TYPE: ClassVar[str] = "resend"
+
+    id: Annotated[str, _ID]
+    txn: Annotated[str, Wire(fields.txn)]  # an open paylink order
+
+
+@dataclass(frozen=True, slots=True)
+class Refund(_Message):
+    TYPE: ClassVar[str] = "refund"
+
+    id: Annotated[str, _ID]
+    txn: Annotated[str, Wire(fields.txn)]  # the original sale or paylink order
+    refund_id: Annotated[str, Wire(fields.txn)]
+    amount: Annotated[str, Wire(fields.amount)]
+
+
+@dataclass(frozen=True, slots=True)
+class Status(_Message):
+    TYPE: ClassVar[str] = "status"
+
+    id: Annotated[str, _ID]
+    txn: Annotated[str, Wire(fields.txn)]  # the refund_id when kind is "refund"
+    kind: Annotated[Kind, Wire(fields.kind, optional=True)] = "sale"
+
+
+@dataclass(frozen=True, slots=True)
+class Last(_Message):
+    TYPE: ClassVar[str] = "last"
+
+    id: Annotated[str, _ID]
+
+
+@dataclass(frozen=True, slots=True)
+class Ping(_Message):
+    TYPE: ClassVar[str] = "ping"
+
+    id: Annotated[str, _ID]
+
+
+@dataclass(frozen=True, slots=True)
+class Totals(_Message):
+    """The day's totals of this lane (an X-report); `day` absent: today (IST)."""
+
+    TYPE: ClassVar[str] = "totals"
+
+    id: Annotated[str, _ID]
+    day: Annotated[str | None, Wire(fields.day, optional=True)] = None  # YYYY-MM-DD
+
+
+# --------------------------------------------------------------------------- agent → register
+
+# A reply's `id` is our own, from `new_id`, unless one is given (a decoded reply's).
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted(_Message):
+    TYPE: ClassVar[str] = "accepted"
+
+    re: Annotated[str, Wire(fields.message_id)]
+    txn: Annotated[str, Wire(fields.txn)]
+    kind: Annotated[Kind, Wire(fields.kind)]
+    id: Annotated[str, _ID] = dataclasses.field(default_factory=new_id, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class State(_Message):
+    TYPE: ClassVar[str] = "state"
+
+    re: Annotated[str, Wire(fields.message_id)]
+    txn: Annotated[str, Wire(fields.txn)]
+    kind: Annotated[Kind, Wire(fields.kind)]
+    state: Annotated[str, Wire(_pending)] = "pending"  # required on the wire
+    id: Annotated[str, _ID] = dataclasses.field(default_factory=new_id, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Payment(_Nested):
+    """`payment` of a result; members Paytm did not give are None and left out.
+
+    Each member is clipped to 64 characters so a result always fits one frame.
+    """
+
+    PREFIX: ClassVar[str] = "payment."
+
+    method: Annotated[str | None, Wire(_payment_member, optional=True)] = None
+    rrn: Annotated[str | None, Wire(_payment_member, optional=True)] = None
+    auth_code: Annotated[str | None, Wire(_payment_member, optional=True)] = None
+    # masked as Paytm sends it
+    card: Annotated[str | None, Wire(_payment_member, optional=True)] = None
+    scheme: Annotated[str | None, Wire(_payment_member, optional=True)] = None
+    card_type: Annotated[str | None, Wire(_payment_member, optional=True)] = None
+    bank: Annotated[str | None, Wire(_payment_member, optional=True)] = None
+    paytm_txn_id: Annotated[str | None, Wire(_payment_member, optional=True)] = None
+
+
+@dataclass(frozen=True, slots=True)
+class Result(_Message):
+    """A final (or `unknown`) answer. `re` is None when the agent sends it on its own.
+
+    `message` is clipped to 80 characters. `receipt` is always sent (maybe empty);
+    `warnings` only when there are some. `codec.fit` trims an oversized result.
+    """
+
+    TYPE: ClassVar[str] = "result"
+
+    re: Annotated[str | None, Wire(fields.message_id, optional=True)]
+    txn: Annotated[str, Wire(fields.txn)]
+    kind: Annotated[Kind, Wire(fields.kind)]
+    status: Annotated[fields.Status, Wire(fields.status)]
+    code: Annotated[str, Wire(_result_code)]  # Paytm's result code, e.g. "0000"
+    message: Annotated[str, Wire(_message)]
+    amount: Annotated[str, Wire(fields.amount)]  # paise
+    payment: Annotated[Payment | None, Wire(_nested(Payment), optional=True,
+                                            encode=_object_json)] = None
+    receipt: Annotated[tuple[str, ...], Wire(fields.text_list, encode=_list_json)] = ()
+    warnings: Annotated[tuple[str, ...], Wire(fields.text_list, optional=True,
+                                              omit=operator.not_, encode=_list_json)] = ()
+    # What happened to a sale since (on `status`, `last` and repeats): `voided` is true once
+    # a void succeeded (sent only then); `refunded` sums the successful refunds (absent when
+    # none).
+    voided: Annotated[bool | None, Wire(fields.boolean, optional=True,
+                                        omit=operator.not_)] = None
+    refunded: Annotated[str | None, Wire(fields.amount, optional=True)] = None
+    id: Annotated[str, _ID] = dataclasses.field(default_factory=new_id, kw_only=True)
+
+
+@dataclass(frozen=True, slots=True)
+class Error(_Message):
     """`error`. `re` is None only for INVALID_MESSAGE when no valid `id` could be read."""
 
     TYPE: ClassVar[str] = "error"
 
-    re: str | None
-    code: ErrorCode
-    message: str
-    field: str | None = None
-    txn: str | None = None
-    paytm_code: str | None = None
-    id: str = dataclasses.field(default_factory=new_id, kw_only=True)
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        _opt(self.re, fields.message_id, "re")
-        object.__setattr__(self, "code", _error_code(self.code, "code"))
-        object.__setattr__(self, "message", fields.clip(fields.string(self.message, "message")))
-        if self.field is not None:
-            fields.nonempty(self.field, "field", LABEL_MAX)
-        _opt(self.txn, fields.txn, "txn")
-        if self.paytm_code is not None:
-            fields.nonempty(self.paytm_code, "paytm_code", CODE_MAX)
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Error:
-        r = _Reader(obj)
-        return cls(
-            re=r.optional("re", fields.message_id),
-            code=r.required("code", _error_code),
-            message=r.required("message", fields.string),
-            field=r.optional("field", fields.string),
-            txn=r.optional("txn", fields.txn),
-            paytm_code=r.optional("paytm_code", fields.string),
-            id=id,
-        )
-
-    def to_json(self) -> dict[str, object]:
-        out: dict[str, object] = {}
-        if self.re is not None:
-            out["re"] = self.re
-        out["code"] = self.code.value
-        out["message"] = self.message
-        if self.field is not None:
-            out["field"] = self.field
-        if self.txn is not None:
-            out["txn"] = self.txn
-        if self.paytm_code is not None:
-            out["paytm_code"] = self.paytm_code
-        return out
+    re: Annotated[str | None, Wire(fields.message_id, optional=True)]
+    code: Annotated[ErrorCode, Wire(_error_code, encode=_code_json)]
+    message: Annotated[str, Wire(_message)]
+    field: Annotated[str | None, Wire(_label, optional=True)] = None
+    txn: Annotated[str | None, Wire(fields.txn, optional=True)] = None
+    paytm_code: Annotated[str | None, Wire(_paytm_code, optional=True)] = None
+    id: Annotated[str, _ID] = dataclasses.field(default_factory=new_id, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
-class Pong:
+class Pong(_Message):
     TYPE: ClassVar[str] = "pong"
 
-    re: str
-    version: str
-    lane: str
-    tid: str
-    busy: bool
-    cloud: Cloud
+    re: Annotated[str, Wire(fields.message_id)]
+    version: Annotated[str, Wire(_label)]
+    lane: Annotated[str, Wire(_label)]
+    tid: Annotated[str, Wire(fields.tid)]
+    busy: Annotated[bool, Wire(fields.boolean)]
+    cloud: Annotated[Cloud, Wire(fields.cloud)]
     # §6: the link version the agent now sends on this link; optional, so a pong of an
     # agent (or a test double) that does not say is still valid.
-    link: int | None = dataclasses.field(default=None, kw_only=True)
-    id: str = dataclasses.field(default_factory=new_id, kw_only=True)
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        fields.message_id(self.re, "re")
-        fields.nonempty(self.version, "version", LABEL_MAX)
-        fields.nonempty(self.lane, "lane", LABEL_MAX)
-        fields.tid(self.tid)
-        fields.boolean(self.busy, "busy")
-        fields.cloud(self.cloud)
-        _opt(self.link, fields.link_version, "link")
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> Pong:
-        r = _Reader(obj)
-        return cls(
-            re=r.required("re", fields.message_id),
-            version=r.required("version", fields.string),
-            lane=r.required("lane", fields.string),
-            tid=r.required("tid", fields.string),
-            busy=r.required("busy", fields.boolean),
-            cloud=r.required("cloud", fields.cloud),
-            link=r.optional("link", fields.link_version),
-            id=id,
-        )
-
-    def to_json(self) -> dict[str, object]:
-        obj: dict[str, object] = {"re": self.re, "version": self.version, "lane": self.lane,
-                                  "tid": self.tid, "busy": self.busy, "cloud": self.cloud}
-        if self.link is not None:
-            obj["link"] = self.link
-        return obj
+    link: Annotated[int | None, Wire(fields.link_version, optional=True)] = dataclasses.field(
+        default=None, kw_only=True)
+    id: Annotated[str, _ID] = dataclasses.field(default_factory=new_id, kw_only=True)
 
 
 @dataclass(frozen=True, slots=True)
-class Tally:
+class Tally(_Nested):
     """How many and how much: {"count": N, "amount": "PAISE"}."""
 
-    count: int
-    amount: str  # a sum of paise ("0" when none)
-
-    def __post_init__(self) -> None:
-        fields.count(self.count, "count")
-        fields.total(self.amount, "amount")
-
-    @classmethod
-    def from_json(cls, value: object, field: str) -> Tally:
-        if not isinstance(value, dict):
-            raise FieldError(field, "must be an object")
-        r = _Reader(value, field + ".")
-        return cls(count=r.required("count", fields.count),
-                   amount=r.required("amount", fields.total))
-
-    def to_json(self) -> dict[str, object]:
-        return {"count": self.count, "amount": self.amount}
+    count: Annotated[int, Wire(fields.count)]
+    amount: Annotated[str, Wire(fields.total)]  # a sum of paise ("0" when none)
 
 
-TALLY_NAMES = ("sales", "voids", "refunds", "failed", "unknown")
-METHOD_NAMES = ("card", "upi", "paylink")
+_TALLY: Final = Wire(_nested(Tally), encode=_object_json)
 
 
 @dataclass(frozen=True, slots=True)
-class DayFigures:
+class DayFigures(_Nested):
     """A day's figures (issue 13): `net` = sales − voids − refunds, in paise."""
 
-    sales: Tally
-    voids: Tally
-    refunds: Tally
-    net: str
-    failed: Tally
-    unknown: Tally
+    sales: Annotated[Tally, _TALLY]
+    voids: Annotated[Tally, _TALLY]
+    refunds: Annotated[Tally, _TALLY]
+    net: Annotated[str, Wire(_net)]
+    failed: Annotated[Tally, _TALLY]
+    unknown: Annotated[Tally, _TALLY]
 
-    def __post_init__(self) -> None:
-        fields.total(self.net, "net", signed=True)
 
-    @classmethod
-    def from_json(cls, value: object, prefix: str = "") -> DayFigures:
-        if not isinstance(value, dict):
-            raise FieldError(prefix.rstrip(".") or "figures", "must be an object")
-        r = _Reader(value, prefix)
-        tallies = {name: r.required(name, Tally.from_json) for name in TALLY_NAMES}
-        return cls(net=r.required("net", lambda v, f: fields.total(v, f, signed=True)),
-                   **tallies)
+ByMethod = tuple[tuple[str, DayFigures], ...]
 
-    def to_json(self) -> dict[str, object]:
-        return {"sales": self.sales.to_json(), "voids": self.voids.to_json(),
-                "refunds": self.refunds.to_json(), "net": self.net,
-                "failed": self.failed.to_json(), "unknown": self.unknown.to_json()}
+
+def _by_method(value: object, field: str) -> ByMethod:
+    figures = _nested(DayFigures)
+    if isinstance(value, dict):  # from the wire: in METHOD_NAMES order, unknown ones left out
+        return tuple((m, figures(value[m], f"{field}.{m}")) for m in METHOD_NAMES if m in value)
+    if not isinstance(value, tuple):
+        raise FieldError(field, "must be an object")
+    for method, day in value:
+        fields.one_of(method, field, METHOD_NAMES)
+        figures(day, f"{field}.{method}")
+    return value
+
+
+def _by_method_json(by_method: ByMethod) -> dict[str, object]:
+    return {method: figures.to_json() for method, figures in by_method}
 
 
 @dataclass(frozen=True, slots=True)
-class TotalsReport:
+class TotalsReport(_Message):
     """The answer to `totals`: the lane's figures, by method, and an X-report to print
     (every line at most the lane's receipt width)."""
 
     TYPE: ClassVar[str] = "totals"
 
-    re: str
-    day: str
-    lane: str
-    tid: str
-    figures: DayFigures
-    by_method: tuple[tuple[str, DayFigures], ...]
-    receipt: tuple[str, ...] = ()
-    id: str = dataclasses.field(default_factory=new_id, kw_only=True)
-
-    def __post_init__(self) -> None:
-        fields.message_id(self.id)
-        fields.message_id(self.re, "re")
-        fields.day(self.day)
-        fields.nonempty(self.lane, "lane", LABEL_MAX)
-        fields.tid(self.tid)
-        for method, _ in self.by_method:
-            fields.one_of(method, "by_method", METHOD_NAMES)
-        object.__setattr__(self, "receipt", fields.text_list(self.receipt, "receipt"))
-
-    @classmethod
-    def from_json(cls, id: str, obj: Mapping[str, object]) -> TotalsReport:
-        r = _Reader(obj)
-        methods = r.required("by_method", _object)
-        by_method = tuple((m, DayFigures.from_json(methods[m], f"by_method.{m}."))
-                          for m in METHOD_NAMES if m in methods)
-        return cls(re=r.required("re", fields.message_id), day=r.required("day", fields.day),
-                   lane=r.required("lane", fields.string), tid=r.required("tid", fields.string),
-                   figures=DayFigures.from_json(obj), by_method=by_method,
-                   receipt=r.required("receipt", fields.text_list), id=id)
-
-    def to_json(self) -> dict[str, object]:
-        return {"re": self.re, "day": self.day, "lane": self.lane, "tid": self.tid,
-                **self.figures.to_json(),
-                "by_method": {m: f.to_json() for m, f in self.by_method},
-                "receipt": list(self.receipt)}
-
-
-def _object(value: object, field: str) -> Mapping[str, object]:
-    if not isinstance(value, dict):
-        raise FieldError(field, "must be an object")
-    return value
+    re: Annotated[str, Wire(fields.message_id)]
+    day: Annotated[str, Wire(fields.day)]
+    lane: Annotated[str, Wire(_label)]
+    tid: Annotated[str, Wire(fields.tid)]
+    figures: Annotated[DayFigures, Wire(_nested(DayFigures), flat=True)]  # sales, ..., net
+    by_method: Annotated[ByMethod, Wire(_by_method, encode=_by_method_json)]
+    receipt: Annotated[tuple[str, ...], Wire(fields.text_list, encode=_list_json)] = ()
+    id: Annotated[str, _ID] = dataclasses.field(default_factory=new_id, kw_only=True)
 
 
 Request = Sale | Void | Paylink | Resend | Refund | Status | Last | Ping | Totals

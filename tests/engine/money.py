@@ -20,13 +20,12 @@ from agent.config import Config, LaneConfig
 from agent.engine.edc_flows import EdcCalls
 from agent.engine.engine import Engine
 from agent.engine.pg_flows import PgCalls
-from agent.engine.reporter import Reply
 from agent.journal import Journal, OutboxRecord
 from agent.paytm.edc import EdcClient
 from agent.paytm.http import make_session
 from agent.paytm.pg import PgClient
 from agent.register.codec import decode_reply
-from agent.register.messages import Request, Result
+from agent.register.messages import Reply, Request, Result
 from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings
 from tests.engine.harness import WAIT_S, agent_config
 
