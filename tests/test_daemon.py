@@ -19,8 +19,9 @@ from agent.cli import main
 from agent.logs import SECRETS, Secrets, setup_logging
 from agent.register.messages import Ping, Pong, Result, Sale
 from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, Fault
+from devtools.pty import Pty
+from devtools.stack import WAIT_S, agent_config, register_on, stack
 from drivers.base import TransportState
-from tests.engine.harness import WAIT_S, Pty, agent_config, register_on, stack
 
 KEY_TEXT = DEMO_KEY.secret_bytes.decode()
 
@@ -111,7 +112,6 @@ async def test_missing_device_lane_keeps_retrying_others_serve(tmp_path: Path) -
         finally:
             await agent.stop()
             pty.close()
-            os.close(pty.master)
 
 
 async def test_status_errors_back_off_and_the_lane_keeps_serving(tmp_path: Path) -> None:
@@ -170,7 +170,6 @@ tid = "12345678"
                 process.kill()
                 await process.wait()
             pty.close()
-            os.close(pty.master)
         text = log.read_text()
         assert code == 0, text
         assert took < 5.0, took

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from agent.register.messages import Paylink, Refund, Result, Sale, Void
 from agent.sim.paytm import Emulator, EmulatorSettings
-from tests.engine.harness import WAIT_S, Register
+from devtools.stack import WAIT_S, Register
 
 POLLING = {"unknown_after_s": 1.0, "not_found_grace_s": 0}
 SETTINGS = EmulatorSettings(refund_delay_s=0)

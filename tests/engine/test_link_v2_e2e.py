@@ -9,8 +9,8 @@ import pytest
 from agent.errors import UndeliveredError
 from agent.journal import Kind, TxnState
 from agent.register.messages import Ping, Pong, Result, Sale
+from devtools.stack import WAIT_S, stack, until_delivered
 from drivers.url import LinkProtocol
-from tests.engine.harness import WAIT_S, stack, until_delivered
 
 
 @pytest.mark.parametrize("lane_query", ["?protocol=2", ""], ids=["lane-v2", "lane-auto"])

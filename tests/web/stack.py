@@ -4,7 +4,6 @@ client, as the engine harness builds it, plus the http settings each test needs.
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,7 +19,8 @@ from agent.logs import RecentLines
 from agent.passwords import hash_password
 from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings
 from agent.web.app import build_app
-from tests.engine.harness import Pty, Register, agent_config, register_on, serial_only
+from devtools.pty import Pty
+from devtools.stack import Register, agent_config, register_on, serial_only
 
 PASSWORD = "correct horse battery"
 # One scrypt hash per test session (≈50 ms): fixed salt so the value is stable.
@@ -87,4 +87,3 @@ async def web_stack(tmp_path: Path, *, password_hash: str = PASSWORD_HASH,
         finally:
             await agent.stop()
             pty.close()
-            os.close(pty.master)

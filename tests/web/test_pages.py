@@ -14,7 +14,7 @@ from agent.logs import RecentLines
 from agent.register.messages import Error, ErrorCode, Result, Sale, Status, Void
 from agent.web.app import MAX_BODY_BYTES
 from agent.web.security import SECURITY_HEADERS
-from tests.engine.harness import WAIT_S, until_delivered
+from devtools.stack import WAIT_S, until_delivered
 from tests.web.stack import WebStack, web_stack
 
 PAGES = ["/", "/lanes", "/transactions", "/log", "/config", "/tools", "/login"]
