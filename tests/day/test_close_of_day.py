@@ -13,8 +13,7 @@ from agent.cli import main
 from agent.day.totals import day_report, today
 from agent.journal import TxnState
 from agent.register.messages import Result, Totals, TotalsReport
-from devtools.stack import TID, WAIT_S, stack
-from tests.day.scenario import (
+from devtools.day import (
     FAILED,
     LINK,
     LOST,
@@ -27,6 +26,7 @@ from tests.day.scenario import (
     VOID_PAISE,
     run_day,
 )
+from devtools.stack import TID, WAIT_S, stack
 
 
 def write_config(tmp_path: Path) -> Path:

@@ -20,7 +20,7 @@ from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings, demo_bench_tid
 from agent.web.server import start_web
 from devtools.pty import Pty
 from devtools.stack import agent_config, register_on, serial_only
-from tests.web.stack import PASSWORD, PASSWORD_HASH
+from devtools.webstack import PASSWORD, PASSWORD_HASH
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, DOCS_SCREENSHOT
 
 WAIT_S = 30.0

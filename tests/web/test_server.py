@@ -9,7 +9,7 @@ import pytest
 
 from agent.web import start_web
 from agent.web.server import WebStartError
-from tests.web.stack import web_stack
+from devtools.webstack import web_stack
 
 
 async def test_start_serve_and_stop(tmp_path: Path) -> None:
