@@ -8,7 +8,10 @@
     emulator   the Paytm emulator with each answer's time, in this process or its own
     stack      an agent, the emulator and a register on a real pty, in this process
     webstack   the same with the technician page on a test client
-    ...        the rest: scaffolding more than one test directory uses
+    day        one shop day of sales, voids, refunds and links (tests/day, tests/web)
+    paytm      the `emulator` fixture (tests/paytm, tests/sim/paytm)
+    console    the register console typed into on a terminal (tests/sim, the README's)
+    crc        the link CRC from its definition: the codec's and the fuzzers' oracle
 
 pyproject installs only agent* and drivers*: a product never ships its harness.
 """

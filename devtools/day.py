@@ -3,7 +3,8 @@ a partial refund, a paid link, an unknown the sweep resolves and a sale the agen
 closed as "not received" (Paytm took the money: the sweep's disagreement).
 
 The agent runs with `POLLING` (unknown after 1 s, "not found" is evidence at once); the
-emulator with `SETTINGS` (refunds final at once).
+emulator with `SETTINGS` (refunds final at once). The close-of-day tests (tests/day) and
+the web page's (tests/web/test_day.py) run the same day.
 """
 
 from __future__ import annotations
