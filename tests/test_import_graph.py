@@ -55,3 +55,13 @@ def test_the_emulator_does_not_borrow_the_clients_reading_of_paytm(
         chains = [m for m in emulator
                   if graph.chain_exists(importer=m, imported=reading)]
         assert chains == [], f"{reading} reached from {chains}"
+
+
+def test_no_product_module_imports_the_dev_harness() -> None:
+    # devtools is not installed with the product: an import of it would fail in the field.
+    graph = grimp.build_graph("agent", "drivers", "devtools", include_external_packages=False)
+    harness = graph.find_descendants("devtools") | {"devtools"}
+    offenders = [f"{module} imports {imported}"
+                 for module in sorted(graph.modules) if module.split(".")[0] != "devtools"
+                 for imported in graph.find_modules_directly_imported_by(module) & harness]
+    assert offenders == []
