@@ -1,14 +1,19 @@
-"""Shared helpers for the benchmarks: percentiles, tables, JSON results, machine facts."""
+"""Shared helpers for the benchmarks: percentiles, tables, JSON results, machine facts, a
+bench's main that cleans up on Ctrl-C. Processes and configs: devtools."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import platform
+import signal
+import socket
 import statistics
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -74,3 +79,34 @@ def write_results(name: str, data: dict[str, object]) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps({"machine": machine(), **data}, indent=2) + "\n")
     return path
+
+
+def run_bench(main: Callable[[], Coroutine[Any, Any, int]]) -> int:
+    """asyncio.run(main()) where Ctrl-C (SIGINT) and SIGTERM both cancel the bench, so
+    every child process and pty is cleaned up on the way out; 130 when interrupted."""
+
+    async def guarded() -> int:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await main()
+
+    try:
+        return asyncio.run(guarded())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted; everything this bench started is stopped", file=sys.stderr)
+        return 130
+
+
+def free_tcp_ports(n: int) -> list[int]:
+    """`n` loopback ports free right now (bound to port 0 together, then released)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()

@@ -21,7 +21,6 @@ import os
 import sys
 import tempfile
 import time
-import tty
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -43,6 +42,7 @@ from agent.sim.paytm import (
 )
 from agent.sim.register.client import Received, RegisterClient, Sent, TranscriptEvent
 from bench.common import summary_ms, table, write_results
+from devtools.pty import open_pty
 from drivers.fd import FdTransport
 
 POLLING = {"first_check_s": 0, "interval_s": 0.001, "slow_after_s": 600,
@@ -70,9 +70,7 @@ async def run(sales: int, lanes: int, durable: bool, tmp: Path) -> dict[str, obj
     emulator = Emulator(EmulatorSettings())
     async with AsyncExitStack() as stack:
         base_url = await stack.enter_async_context(emulator.serve())
-        ptys = [os.openpty() for _ in range(lanes)]
-        for _, slave in ptys:
-            tty.setraw(slave)
+        ptys = [open_pty()[:2] for _ in range(lanes)]
         config = config_from_dict({
             "paytm": {"mid": DEMO_MID, "merchant_key_file": "-", "edc_base_url": base_url},
             "polling": POLLING,

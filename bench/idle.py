@@ -25,10 +25,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.agentproc import AgentProcess, agent_config_text, emulator, loadavg, run_bench, write_key
-from bench.common import table, write_results
+from bench.common import run_bench, table, write_results
 from bench.journalgen import build_history
 from bench.tills import Tills
+from devtools.config import process_config, write_key
+from devtools.emulator import emulator
+from devtools.process import AgentProcess
+from devtools.procfs import loadavg
 
 TARGET_SHARE = 0.01
 SAMPLE_S = 5.0
@@ -48,10 +51,10 @@ async def idle_run(label: str, journal: Path, lanes: int, seconds: float,
     pty = lanes // 2
     with Tills.make(pty=pty, tcp=lanes - pty) as tills:
         async with emulator(tmp, separate=False) as emu:
-            config = agent_config_text(base_url=emu.base_url, journal=journal,
+            config = process_config(base_url=emu.base_url, journal=journal,
                                        key_file=write_key(tmp), lanes=tills.lane_specs(),
                                        polling={})
-            async with AgentProcess(config, tmp, name=f"agent-{label}") as agent, \
+            async with AgentProcess(tmp, config, name=f"agent-{label}") as agent, \
                     tills.connected():
                 await asyncio.sleep(SETTLE_S)
                 load0 = loadavg()

@@ -37,16 +37,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.agentproc import (
-    AgentProcess,
-    agent_config_text,
-    emulator,
-    loadavg,
-    run_bench,
-    write_key,
-)
-from bench.common import summary_ms, table, wire_time_s, write_results
+from bench.common import run_bench, summary_ms, table, wire_time_s, write_results
 from bench.tills import SaleTiming, Tills, sale_legs
+from devtools.config import process_config, write_key
+from devtools.emulator import emulator
+from devtools.process import AgentProcess
+from devtools.procfs import loadavg
 
 TARGET_MS = 5.0  # per leg, plus one fsync
 BAUDS = (9600, 115200)
@@ -83,9 +79,9 @@ async def measure(sales: int, link: str, separate: bool, tmp: Path,
     tills = Tills.make(pty=1 if link == "pty" else 0, tcp=1 if link == "tcp" else 0)
     with tills:
         async with emulator(tmp, separate=separate) as emu:
-            config = agent_config_text(base_url=emu.base_url, journal=tmp / "journal.db",
+            config = process_config(base_url=emu.base_url, journal=tmp / "journal.db",
                                        key_file=write_key(tmp), lanes=tills.lane_specs())
-            async with AgentProcess(config, tmp) as agent, tills.connected():
+            async with AgentProcess(tmp, config) as agent, tills.connected():
                 till = tills[0]
                 for k in range(WARMUP_SALES):  # connections, imports, SQLite caches
                     await till.sale(f"WARM{k:08d}")

@@ -43,20 +43,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.agentproc import (
-    AgentProcess,
-    EmulatorHandle,
-    EmulatorProcess,
-    agent_config_text,
-    cpu_busy_sample,
-    cpu_seconds,
-    emulator,
-    loadavg,
-    run_bench,
-    write_key,
-)
-from bench.common import summary_ms, table, write_results
+from bench.common import run_bench, summary_ms, table, write_results
 from bench.tills import SaleTiming, Till, Tills, sale_legs
+from devtools.config import process_config, write_key
+from devtools.emulator import EmulatorHandle, EmulatorProcess, emulator
+from devtools.process import AgentProcess
+from devtools.procfs import cpu_busy_sample, cpu_seconds, loadavg
 
 TARGET_MS = 50.0
 TARGET_LANES = 256
@@ -171,9 +163,9 @@ async def run_lanes(n: int, args: argparse.Namespace, tmp: Path) -> dict[str, ob
     runs: list[dict[str, object]] = []
     with tills:
         async with emulator(workdir, separate=not args.emulator_inproc) as emu:
-            config = agent_config_text(base_url=emu.base_url, journal=workdir / "journal.db",
+            config = process_config(base_url=emu.base_url, journal=workdir / "journal.db",
                                        key_file=write_key(workdir), lanes=tills.lane_specs())
-            async with AgentProcess(config, workdir) as agent, tills.connected():
+            async with AgentProcess(workdir, config) as agent, tills.connected():
                 for r in range(WARMUP_ROUNDS):  # every lane's link, the HTTP pool, caches
                     await asyncio.gather(*(t.sale(f"W{r}{t.tid}X") for t in tills))
                 profile_dir: Path | None = args.py_spy

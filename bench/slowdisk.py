@@ -52,17 +52,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.link.codec import ENQ
-from bench.agentproc import (
-    AgentProcess,
-    JournalCommits,
-    agent_config_text,
-    emulator,
-    loadavg,
-    run_bench,
-    write_key,
-)
-from bench.common import machine, summary_ms, table, write_results
+from bench.common import machine, run_bench, summary_ms, table, write_results
 from bench.tills import SaleTiming, Till, Tills
+from devtools.config import process_config, write_key
+from devtools.emulator import emulator
+from devtools.process import AgentProcess, JournalCommits
+from devtools.procfs import loadavg
 
 SHIM_SOURCE = Path(__file__).resolve().parent / "slowfsync.c"
 COMPILERS = ("cc", "gcc", "clang")
@@ -271,9 +266,9 @@ async def run_delay(delay_ms: float, args: argparse.Namespace, shim: Path,
     failures: Counter[str] = Counter()
     with tills:
         async with emulator(workdir, separate=not args.emulator_inproc) as emu:
-            config = agent_config_text(base_url=emu.base_url, journal=workdir / "journal.db",
+            config = process_config(base_url=emu.base_url, journal=workdir / "journal.db",
                                        key_file=write_key(workdir), lanes=tills.lane_specs())
-            async with AgentProcess(config, workdir,
+            async with AgentProcess(workdir, config,
                                     extra_env=shim_env(shim, delay_ms, counts_path)) as agent, \
                     tills.connected():
                 if read_counts(counts_path).loaded < 1:

@@ -38,16 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.agentproc import (
-    AgentProcess,
-    agent_config_text,
-    child_env,
-    emulator,
-    loadavg,
-    run_bench,
-    write_key,
-)
-from bench.common import ROOT, table, write_results
+from bench.common import ROOT, run_bench, table, write_results
 from bench.journalgen import (
     DAY_S,
     IN_FLIGHT,
@@ -59,6 +50,10 @@ from bench.journalgen import (
     leave_unfinished,
 )
 from bench.tills import Tills
+from devtools.config import process_config, write_key
+from devtools.emulator import emulator
+from devtools.process import AgentProcess, child_env
+from devtools.procfs import loadavg
 
 TARGET_S = 1.0
 
@@ -77,10 +72,10 @@ async def time_to_ready(journal: Path | None, lanes: int, repeats: int, tmp: Pat
                 shutil.copyfile(journal, target)
                 flush(target)
             with Tills.make(pty=pty, tcp=lanes - pty) as tills:
-                config = agent_config_text(base_url=emu.base_url, journal=target,
+                config = process_config(base_url=emu.base_url, journal=target,
                                            key_file=write_key(workdir),
                                            lanes=tills.lane_specs(), polling={})
-                async with AgentProcess(config, workdir) as agent:
+                async with AgentProcess(workdir, config) as agent:
                     samples.append(agent.ready_s)
                     rss.append(agent.memory().rss_kb)
             shutil.rmtree(workdir, ignore_errors=True)
@@ -91,11 +86,11 @@ async def time_to_ready(journal: Path | None, lanes: int, repeats: int, tmp: Pat
                 shutil.copyfile(journal, workdir / "journal.db")
                 flush(workdir / "journal.db")
             with Tills.make(pty=pty, tcp=lanes - pty) as tills:
-                config = agent_config_text(base_url=emu.base_url,
+                config = process_config(base_url=emu.base_url,
                                            journal=workdir / "journal.db",
                                            key_file=write_key(workdir),
                                            lanes=tills.lane_specs(), polling={})
-                async with AgentProcess(config, workdir, python_args=(
+                async with AgentProcess(workdir, config, python_args=(
                         "-m", "pyinstrument", "-r", "text", "--show-all", "-o", str(profile),
                         "-m")) as agent:
                     print(f"under pyinstrument: READY after {agent.ready_s:.2f} s; "

@@ -28,13 +28,11 @@ import contextlib
 import json
 import os
 import time
-import tty
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from bench.agentproc import Call, EmulatorRecord, LaneSpec, free_tcp_ports
-from bench.common import ensure_path
+from bench.common import ensure_path, free_tcp_ports
 
 ensure_path()
 
@@ -51,6 +49,9 @@ from agent.link.codec import (  # noqa: E402
 from agent.register.codec import encode  # noqa: E402
 from agent.register.messages import Sale  # noqa: E402
 from agent.sim.paytm import demo_bench_tid  # noqa: E402
+from devtools.config import LaneSpec  # noqa: E402
+from devtools.emulator import Call, EmulatorRecord  # noqa: E402
+from devtools.pty import open_pty  # noqa: E402
 
 CONNECT_TIMEOUT_S = 15.0
 SALE_TIMEOUT_S = 20.0
@@ -176,10 +177,7 @@ class Till:
 class _PtyTill:
     def __init__(self, till: Till) -> None:
         self.till = till
-        self.master, self.slave = os.openpty()
-        # Raw at once: a cooked pty echoes our bytes back until the agent's driver opens it.
-        tty.setraw(self.slave)
-        self.path = os.ttyname(self.slave)
+        self.master, self.slave, self.path = open_pty()
         os.set_blocking(self.master, False)
         till.link = f"serial://{self.path}"
 

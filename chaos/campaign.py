@@ -47,13 +47,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from agent.link.timings import LinkProtocol
 from agent.sim.paytm import Emulator, EmulatorSettings, demo_bench_tid
-from chaos.agentproc import AgentProcess, Timing, write_config
 from chaos.cloud import CloudLink
 from chaos.line import FaultCounts
 from chaos.monkey import EmulatorFaults, Killer, LateCustomers, Outages, integrity
-from chaos.proxy import LaneProxy, Pty, socket_pair
+from chaos.proxy import LaneProxy, socket_pair
 from chaos.register import RegisterLane
 from chaos.verdict import Verdict, delivered_not_received, dump, judge, render
+from devtools.config import LaneSpec, process_config, write_key
+from devtools.process import AgentProcess
+from devtools.pty import Pty
 
 # The simulated customers (emulator magic amounts: last two digits of the paise).
 MAGIC_MIX: Final[tuple[tuple[str, float], ...]] = (
@@ -70,6 +72,30 @@ DRAIN_WAIT_S: Final = 30.0
 DRAIN_POLL_S: Final = 0.2
 CHAOS_STOP_WAIT_S: Final = 30.0
 PROGRESS_EVERY_S: Final = 30.0
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """What the agent is told in its config (kept short so a run finishes in minutes)."""
+
+    connect_timeout_s: float = 1.0
+    read_timeout_s: float = 2.0
+    first_check_s: float = 0.0
+    interval_s: float = 0.2
+    slow_after_s: float = 60.0
+    slow_interval_s: float = 1.0
+    unknown_after_s: float = 3.0
+    not_found_grace_s: float = 6.0
+
+    def paytm(self) -> dict[str, float]:
+        return {"connect_timeout_s": self.connect_timeout_s,
+                "read_timeout_s": self.read_timeout_s}
+
+    def polling(self) -> dict[str, float]:
+        return {"first_check_s": self.first_check_s, "interval_s": self.interval_s,
+                "slow_after_s": self.slow_after_s, "slow_interval_s": self.slow_interval_s,
+                "unknown_after_s": self.unknown_after_s,
+                "not_found_grace_s": self.not_found_grace_s}
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,7 +239,7 @@ async def rig(opts: Options, workdir: Path) -> AsyncIterator[Rig]:
         stack.push_async_callback(cloud.stop)
         registers: list[RegisterLane] = []
         proxies: list[LaneProxy] = []
-        lanes: list[tuple[str, str, str]] = []
+        lanes: list[LaneSpec] = []
         v2 = v2_lane_indices(opts.lanes, opts.v2_lanes)
         versions = [2 if i in v2 else 1 for i in range(opts.lanes)]
         for i in range(opts.lanes):
@@ -243,10 +269,13 @@ async def rig(opts: Options, workdir: Path) -> AsyncIterator[Rig]:
             stack.push_async_callback(register.close)
             registers.append(register)
             proxies.append(proxy)
-            lanes.append((name, pty.path + ("?protocol=2" if i in v2 else ""),
-                          demo_bench_tid(i + 1)))
-        agent = AgentProcess(write_config(workdir, cloud.base_url, lanes, opts.timing),
-                             workdir / "agent.log")
+            lanes.append(LaneSpec(name, f"serial://{pty.path}" + ("?protocol=2" if i in v2 else ""),
+                                  demo_bench_tid(i + 1), pos_id=f"S1_{i + 1}"))
+        config = process_config(base_url=cloud.base_url, journal=workdir / "journal.db",
+                                key_file=write_key(workdir), lanes=lanes,
+                                polling=opts.timing.polling(), paytm=opts.timing.paytm())
+        # Not waiting for READY: kills land during start-up and recovery too.
+        agent = AgentProcess(workdir, config, ready=False)
         stack.push_async_callback(agent.kill)  # a no-op once it was stopped
         killer = Killer(agent, workdir / "journal.db", random.Random(rng.random()),
                         mean_gap_s=opts.kill_gap_s, p_at_sale=opts.kill_at_sale,
@@ -259,7 +288,7 @@ async def rig(opts: Options, workdir: Path) -> AsyncIterator[Rig]:
         yield Rig(opts=opts, workdir=workdir, emulator=emulator, cloud=cloud, agent=agent,
                   registers=registers, proxies=proxies, killer=killer, faults=faults,
                   outages=outages, customers=customers, started=started, versions=versions,
-                  lane_names=[name for name, _, _ in lanes])
+                  lane_names=[lane.name for lane in lanes])
 
 
 def v2_lane_indices(lanes: int, v2_lanes: int | None) -> frozenset[int]:

@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import Final
 
 from agent.sim.paytm import Emulator, Fault, StateError
-from chaos.agentproc import AgentProcess
 from chaos.cloud import CloudLink
+from devtools.process import AgentProcess
 
 KILL_DELAY_MAX_S: Final = 0.3  # after the event that triggers it
 RESTART_PAUSE_MAX_S: Final = 0.5

@@ -14,12 +14,10 @@ like bytes sent down a cable to a switched-off PC.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import errno
 import os
 import socket
 import time
-import tty
 from collections.abc import Callable
 from typing import Final
 
@@ -29,21 +27,6 @@ FLUSH_S: Final = 0.25  # a partial frame silent this long is passed on as it is
 WRITE_WAIT_S: Final = 1.0  # a destination that takes nothing this long loses the bytes
 BUFFER_MAX: Final = 256 * 1024  # unread bytes kept per direction; more are lost
 READ_CHUNK: Final = 64 * 1024
-
-
-class Pty:
-    """A raw pty: the proxy holds the master, the agent opens `path`."""
-
-    def __init__(self) -> None:
-        self.master, self._slave = os.openpty()
-        # Raw before the agent's first open: a cooked pty would echo bytes back.
-        tty.setraw(self._slave)
-        self.path = os.ttyname(self._slave)
-
-    def close(self) -> None:
-        for fd in (self.master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
 
 
 class FdEnd:

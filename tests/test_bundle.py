@@ -18,9 +18,8 @@ from pathlib import Path
 from agent.journal.schema import SCHEMA_VERSION
 from agent.register.messages import Paylink, Result
 from agent.sim.paytm import DEMO_MID
-from tests.engine.harness import WAIT_S
-from tests.web.stack import KEY_TEXT, PASSWORD_HASH, web_stack
-from tests.web.test_pages import sale
+from devtools.stack import WAIT_S
+from devtools.webstack import KEY_TEXT, PASSWORD_HASH, sale, web_stack
 
 PHONE = "9876543210"
 FORBIDDEN = [KEY_TEXT, PASSWORD_HASH, *PASSWORD_HASH.split("$")[4:], PHONE,

@@ -8,7 +8,6 @@ import logging
 import os
 import signal
 import sqlite3
-import sys
 import time
 from pathlib import Path
 
@@ -18,9 +17,12 @@ from agent.app import Agent
 from agent.cli import main
 from agent.logs import SECRETS, Secrets, setup_logging
 from agent.register.messages import Ping, Pong, Result, Sale
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, Fault
+from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings, Fault
+from devtools.config import LaneSpec, process_config, write_key
+from devtools.process import AgentProcess
+from devtools.pty import Pty
+from devtools.stack import WAIT_S, agent_config, register_on, stack
 from drivers.base import TransportState
-from tests.engine.harness import WAIT_S, Pty, agent_config, register_on, stack
 
 KEY_TEXT = DEMO_KEY.secret_bytes.decode()
 
@@ -111,7 +113,6 @@ async def test_missing_device_lane_keeps_retrying_others_serve(tmp_path: Path) -
         finally:
             await agent.stop()
             pty.close()
-            os.close(pty.master)
 
 
 async def test_status_errors_back_off_and_the_lane_keeps_serving(tmp_path: Path) -> None:
@@ -130,20 +131,15 @@ async def test_sigterm_drains_within_5_seconds(tmp_path: Path) -> None:
     async with emulator.serve() as base_url:
         pty = Pty()
         journal = tmp_path / "journal.db"
-        path = _write_config(tmp_path, f"""edc_base_url = "{base_url}"
-mid = "{DEMO_MID}"
-[journal]
-path = "{journal}"
-[[lanes]]
-name = "till-1"
-link = "serial://{pty.path}"
-tid = "12345678"
-""")
-        log = tmp_path / "agent.log"
-        with open(log, "wb") as out:  # noqa: ASYNC230 - a local file, opened once
-            process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "agent", "run", "--config", str(path),
-                stdout=out, stderr=out, stdin=asyncio.subprocess.DEVNULL)
+        config = process_config(
+            base_url=base_url, journal=journal, key_file=write_key(tmp_path),
+            lanes=[LaneSpec("till-1", f"serial://{pty.path}", "12345678")], polling={})
+        # Up when it answers a ping, as its register sees it; the test sends SIGTERM itself.
+        daemon = AgentProcess(tmp_path, config, ready=False)
+        log = daemon.log_path
+        await daemon.start()
+        process = daemon.process
+        assert process is not None
         try:
             async with register_on(pty.master) as register:
                 # A sale still open when SIGTERM comes: it must survive in the journal.
@@ -166,11 +162,8 @@ tid = "12345678"
                 code = await asyncio.wait_for(process.wait(), 10)
                 took = time.monotonic() - started
         finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
+            await daemon.kill()
             pty.close()
-            os.close(pty.master)
         text = log.read_text()
         assert code == 0, text
         assert took < 5.0, took

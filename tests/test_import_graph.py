@@ -1,5 +1,7 @@
-"""The arrows of the house, checked on the real import graph (grimp): no product module
-imports the simulators, and the emulator borrows nothing of the client's reading of Paytm.
+"""The arrows of the house, checked on the real import graph: the import-linter contracts of
+pyproject.toml (the layers), and here with grimp what needs the module list worked out: no
+product module imports the simulators or the dev harness, and the emulator borrows nothing
+of the client's reading of Paytm.
 
 Product = every module of agent/ and drivers/ outside agent.sim, except agent.cli and
 agent.demo, which launch simulators (`edc-agent emulator`, `register`, `demo`).
@@ -7,9 +9,16 @@ agent.demo, which launch simulators (`edc-agent emulator`, `register`, `demo`).
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
 import grimp
 import pytest
 
+ROOT = Path(__file__).resolve().parent.parent
+LINT_TIMEOUT_S = 120
 SIM = "agent.sim"
 LAUNCHERS = frozenset({"agent.cli", "agent.demo"})
 # What the emulator transcribes itself from Paytm's documents (docs/emulator.md).
@@ -58,18 +67,24 @@ def test_the_emulator_does_not_borrow_the_clients_reading_of_paytm(
         assert chains == [], f"{reading} reached from {chains}"
 
 
-PAYTM_CLIENTS = frozenset({"agent.paytm.edc", "agent.paytm.pg", "agent.paytm.http",
-                           "agent.paytm.transport", "agent.paytm.pipeline"})
-
-
-def test_the_page_and_the_service_do_not_import_the_agent(graph: grimp.ImportGraph) -> None:
-    # The page sees the agent through its own Protocols (agent.web.view) and asks the
-    # engine to call Paytm; systemd is handed a status callable. TYPE_CHECKING imports count.
-    offenders = []
-    for package in ("agent.web", "agent.service"):
-        for module in graph.find_descendants(package) | {package}:
-            banned = {"agent.app", "agent.cli"} | (PAYTM_CLIENTS if package == "agent.web"
-                                                   else frozenset())
-            for imported in graph.find_modules_directly_imported_by(module) & banned:
-                offenders.append(f"{module} imports {imported}")
+def test_no_product_module_imports_the_dev_harness() -> None:
+    # devtools is not installed with the product: an import of it would fail in the field.
+    graph = grimp.build_graph("agent", "drivers", "devtools", include_external_packages=False)
+    harness = graph.find_descendants("devtools") | {"devtools"}
+    offenders = [f"{module} imports {imported}"
+                 for module in sorted(graph.modules) if module.split(".")[0] != "devtools"
+                 for imported in graph.find_modules_directly_imported_by(module) & harness]
     assert offenders == []
+
+
+def test_every_import_contract_of_the_house_is_kept() -> None:
+    # The layers and bans of docs/architecture.md live in pyproject's [tool.importlinter];
+    # .ci/run runs lint-imports too, this keeps them in the suite a developer runs.
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"][
+        "contracts"]
+    assert len(contracts) >= 7
+    lint = Path(sys.executable).with_name("lint-imports")
+    done = subprocess.run([str(lint), "--no-cache", "--no-logo"], cwd=ROOT, text=True,
+                          capture_output=True, timeout=LINT_TIMEOUT_S, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(" KEPT") == len(contracts), done.stdout

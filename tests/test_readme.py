@@ -18,8 +18,8 @@ from agent.app import Agent
 from agent.config import Config, LaneConfig, config_from_dict, parse_config
 from agent.demo import DEMO_POLLING
 from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
+from devtools.console import ENTER, console
 from drivers.tcp import TcpServerTransport
-from tests.sim.register.test_console_repl import ENTER, console
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

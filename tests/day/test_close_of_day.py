@@ -13,7 +13,7 @@ from agent.cli import main
 from agent.day.totals import day_report, today
 from agent.journal import TxnState
 from agent.register.messages import Result, Totals, TotalsReport
-from tests.day.scenario import (
+from devtools.day import (
     FAILED,
     LINK,
     LOST,
@@ -26,7 +26,7 @@ from tests.day.scenario import (
     VOID_PAISE,
     run_day,
 )
-from tests.engine.harness import TID, WAIT_S, stack
+from devtools.stack import TID, WAIT_S, stack
 
 
 def write_config(tmp_path: Path) -> Path:

@@ -1,10 +1,8 @@
-"""Shared test helpers for the drivers: fast backoff, bounded waits, ptys."""
+"""Shared test helpers for the drivers: fast backoff, bounded waits (ptys: devtools.pty)."""
 
 from __future__ import annotations
 
 import asyncio
-import os
-import tty
 
 from drivers.base import Backoff, Transport, TransportState
 
@@ -28,12 +26,3 @@ async def read_exactly(transport: Transport, n: int) -> bytes:
         while len(data) < n:
             data += await transport.read()
     return bytes(data)
-
-
-def open_pty() -> tuple[int, int, str]:
-    """A pty pair in raw mode: (master fd, slave fd, slave path)."""
-    master, slave = os.openpty()
-    # Raw from the start: no echo or newline translation before the driver
-    # under test configures the slave itself.
-    tty.setraw(slave)
-    return master, slave, os.ttyname(slave)

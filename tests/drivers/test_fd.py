@@ -7,10 +7,11 @@ import os
 
 import pytest
 
+from devtools.pty import open_pty
 from drivers.base import TransportState
 from drivers.errors import TransportClosedError, TransportDownError
 from drivers.fd import FdTransport
-from tests.drivers.helpers import fast_backoff, open_pty, read_exactly, wait_state
+from tests.drivers.helpers import fast_backoff, read_exactly, wait_state
 
 
 async def test_bytes_both_ways_and_counters() -> None:

@@ -11,12 +11,13 @@ from pathlib import Path
 import pytest
 import serial
 
+from devtools.pty import open_pty
 from drivers.base import TransportState
 from drivers.errors import DeviceNotFoundError, DevicePermissionError, TransportDownError
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
 from drivers.url import SerialSpec
-from tests.drivers.helpers import fast_backoff, open_pty, read_exactly, wait_state
+from tests.drivers.helpers import fast_backoff, read_exactly, wait_state
 
 
 @pytest.fixture

@@ -27,7 +27,7 @@ from agent.paytm.pg import PgClient
 from agent.register.codec import decode_reply
 from agent.register.messages import Reply, Request, Result
 from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings
-from tests.engine.harness import WAIT_S, agent_config
+from devtools.stack import WAIT_S, agent_config
 
 
 @dataclass

@@ -14,7 +14,7 @@ from agent.engine.clock import NOT_FOUND_ANSWERS_MIN, ClockWatch, MoneyClock, No
 from agent.journal import Journal, Kind, TxnState
 from agent.register.messages import Accepted, Result, Sale
 from agent.web.facts import attention_now
-from tests.engine.harness import WAIT_S, Clock, stack, wait_for_request
+from devtools.stack import WAIT_S, Clock, stack, wait_for_request
 
 JUMP_S = 300.0  # an NTP correction after a dead CMOS battery
 

@@ -15,7 +15,7 @@ from agent.engine.results import PAYMENT_IN_ROW, RECEIPT_AT, payload_bytes, rest
 from agent.journal import Journal, Kind, TxnState
 from agent.register.messages import Result, Sale
 from agent.web.facts import txn_detail
-from tests.engine.harness import WAIT_S, agent_config, stack, until_delivered
+from devtools.stack import WAIT_S, agent_config, stack, until_delivered
 
 
 async def test_receipt_rebuilt_from_payment_and_config(tmp_path: Path) -> None:

@@ -22,54 +22,23 @@ from agent.link.layer import LinkClosedError
 from agent.register.messages import Accepted, Paylink, Ping, Pong, Result, Sale
 from agent.sim.paytm import (
     DEMO_KEY,
-    DEMO_MID,
     Emulator,
     EmulatorSettings,
     Fault,
     RecordedRequest,
 )
 from agent.sim.register.client import Received
-from chaos.agentproc import AgentProcess
-from tests.engine.harness import TID, Pty, Register, register_on, wait_for_request
+from devtools.config import LaneSpec, process_config, write_key
+from devtools.process import AgentProcess
+from devtools.pty import Pty
+from devtools.stack import TID, Register, register_on, wait_for_request
 
 START_WAIT_S = 20.0  # a cold Python start with aiohttp on a loaded 2-core box
 KEY_TEXT = DEMO_KEY.secret_bytes.decode()
-
-
-def _config(tmp: Path, base_url: str, tty: str) -> Path:
-    key = tmp / "merchant.key"
-    key.write_bytes(DEMO_KEY.secret_bytes)
-    os.chmod(key, 0o600)
-    config = tmp / "agent.toml"
-    config.write_text(f"""
-[paytm]
-mid = "{DEMO_MID}"
-merchant_key_file = "{key}"
-edc_base_url = "{base_url}"
-pg_base_url = "{base_url}"
-connect_timeout_s = 2
-read_timeout_s = 5
-
-[polling]
-first_check_s = 0
-interval_s = 0.05
-slow_interval_s = 0.1
-unknown_after_s = 60
-not_found_grace_s = 30
-paylink_interval_s = 0.05
-
-[journal]
-path = "{tmp / 'journal.db'}"
-
-[http]
-listen = "127.0.0.1:0"
-
-[[lanes]]
-name = "till-1"
-link = "serial://{tty}"
-tid = "{TID}"
-""")
-    return config
+# Fast polling; a sale stays open (not `unknown`) for as long as any test takes.
+POLLING = {"first_check_s": 0, "interval_s": 0.05, "slow_interval_s": 0.1,
+           "unknown_after_s": 60, "not_found_grace_s": 30, "paylink_interval_s": 0.05}
+PAYTM_TIMEOUTS = {"connect_timeout_s": 2, "read_timeout_s": 5}
 
 
 async def _until_up(register: Register) -> None:
@@ -98,16 +67,18 @@ async def rig(tmp_path: Path, settings: EmulatorSettings | None = None) -> Async
     emulator = Emulator(settings or EmulatorSettings())
     async with emulator.serve() as base_url:
         pty = Pty()
-        config = _config(tmp_path, base_url, pty.path)
-        config.write_text(config.read_text().replace('tid = "', 'pos_id = "S1_1"\ntid = "'))
-        daemon = AgentProcess(config, tmp_path / "agent.log")
+        config = process_config(
+            base_url=base_url, journal=tmp_path / "journal.db", key_file=write_key(tmp_path),
+            lanes=[LaneSpec("till-1", f"serial://{pty.path}", TID, pos_id="S1_1")],
+            polling=POLLING, paytm=PAYTM_TIMEOUTS)
+        # Up when it answers a ping (_until_up), as its register sees it: no wait for READY.
+        daemon = AgentProcess(tmp_path, config, ready=False)
         try:
             await daemon.start()
             yield Rig(emulator, daemon, pty)
         finally:
             await daemon.stop()
             pty.close()
-            os.close(pty.master)
 
 
 def _finals(register: Register, txn: str) -> list[Result]:

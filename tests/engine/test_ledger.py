@@ -38,7 +38,7 @@ from agent.register.messages import (
     Void,
 )
 from agent.sim.paytm import EmulatorSettings
-from tests.engine.harness import TID
+from devtools.stack import TID
 from tests.engine.money import Money, money_engine
 
 SLOW = EmulatorSettings(customer_delay_s=3600)  # nothing settles until a test says so

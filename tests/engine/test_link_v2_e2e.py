@@ -10,7 +10,7 @@ from agent.errors import UndeliveredError
 from agent.journal import Kind, TxnState
 from agent.link.timings import LinkProtocol
 from agent.register.messages import Ping, Pong, Result, Sale
-from tests.engine.harness import WAIT_S, stack, until_delivered
+from devtools.stack import WAIT_S, stack, until_delivered
 
 
 @pytest.mark.parametrize("lane_query", ["?protocol=2", ""], ids=["lane-v2", "lane-auto"])

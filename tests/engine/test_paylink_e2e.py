@@ -22,7 +22,7 @@ from agent.register.messages import (
     Status,
 )
 from agent.sim.paytm import EmulatorSettings
-from tests.engine.harness import WAIT_S, Clock, stack, wait_for_request
+from devtools.stack import WAIT_S, Clock, stack, wait_for_request
 
 PHONE = "9876543210"
 FAST = EmulatorSettings(refund_delay_s=0)

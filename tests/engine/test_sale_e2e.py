@@ -31,10 +31,10 @@ from agent.register.messages import (
     Void,
 )
 from agent.sim.paytm import DEMO_INACTIVE_TID, DEMO_KEY, Emulator, EmulatorSettings, Fault
-from tests.engine.harness import (
+from devtools.pty import Pty
+from devtools.stack import (
     TID,
     WAIT_S,
-    Pty,
     agent_config,
     register_on,
     serial_only,

@@ -18,7 +18,7 @@ from agent.paytm.clock import IST
 from agent.paytm.edc import EdcClient, SaleRequest, StatusRequest, VoidRequest
 from agent.paytm.outcome import Answered
 from agent.register.messages import Sale
-from tests.engine.harness import WAIT_S
+from devtools.stack import WAIT_S
 from tests.engine.money import money_engine
 
 ROW = TxnRecord(row_id=1, kind=Kind.SALE, txn="T1", lane="till-1", tid="12345678",

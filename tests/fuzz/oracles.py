@@ -72,6 +72,7 @@ from agent.register.codec import (
     message_id,
 )
 from agent.register.messages import REQUEST_TYPES, Error, ErrorCode
+from devtools.crc import reference_crc16
 
 PRINTABLE: Final = re.compile(rb"[\x20-\x7e]*")
 
@@ -106,17 +107,6 @@ def _known(target: str, exc: BaseException) -> Bug | None:
 
 
 # -- frames -----------------------------------------------------------------------------
-
-
-def reference_crc16(data: bytes) -> int:
-    """CRC-16/CCITT-FALSE bit by bit, straight from its definition (§6), not from the codec."""
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte << 8
-        for _ in range(8):
-            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
-            crc &= 0xFFFF
-    return crc
 
 
 _SEQ: Final = "0123456789ABCDEF"

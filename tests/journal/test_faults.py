@@ -18,7 +18,7 @@ from agent.cli import main
 from agent.journal import Journal, JournalCorruptError, JournalError, Kind, TxnState
 from agent.register.messages import Error, Result, Sale
 from agent.web.facts import attention_now
-from tests.engine.harness import WAIT_S, stack
+from devtools.stack import WAIT_S, stack
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -193,7 +193,7 @@ async def test_the_daemon_moves_old_rows_at_start(tmp_path: Path) -> None:
     import time
 
     from agent.register.messages import Result, Sale
-    from tests.engine.harness import WAIT_S, stack
+    from devtools.stack import WAIT_S, stack
 
     now = time.time()
     clock = Clock()

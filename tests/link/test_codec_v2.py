@@ -31,7 +31,7 @@ from agent.link.codec import (
     encode_frame,
     encode_frame_v2,
 )
-from tests.fuzz.oracles import reference_crc16
+from devtools.crc import reference_crc16
 
 PING = b'{"v":1,"type":"ping","id":"p1"}'
 # §6, byte for byte.

@@ -13,8 +13,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from agent.register.messages import Result, Sale
-from tests.engine.harness import WAIT_S
-from tests.web.stack import web_stack
+from devtools.stack import WAIT_S
+from devtools.webstack import web_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES = ROOT / "packaging" / "prometheus" / "edc-agent.rules.yml"

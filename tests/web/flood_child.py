@@ -19,7 +19,7 @@ from pathlib import Path
 
 from agent.register.messages import Accepted, Result, Sale
 from agent.web.server import start_web
-from tests.engine.harness import WAIT_S, stack
+from devtools.stack import WAIT_S, stack
 
 NOFILE = 256  # what the flood must not exhaust (the test opens more than this)
 

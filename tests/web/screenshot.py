@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import sys
 import tempfile
 from pathlib import Path
@@ -19,8 +18,9 @@ from agent.logs import RECENT
 from agent.register.messages import Result, Sale
 from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings, demo_bench_tid
 from agent.web.server import start_web
-from tests.engine.harness import Pty, agent_config, register_on, serial_only
-from tests.web.stack import PASSWORD, PASSWORD_HASH
+from devtools.pty import Pty
+from devtools.stack import agent_config, register_on, serial_only
+from devtools.webstack import PASSWORD, PASSWORD_HASH
 from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, DOCS_SCREENSHOT
 
 WAIT_S = 30.0
@@ -82,7 +82,6 @@ async def make(output: Path) -> None:
                 await agent.stop()
                 for pty in (one, two):
                     pty.close()
-                    os.close(pty.master)
     print(f"wrote {output}")
 
 

@@ -14,7 +14,7 @@ from agent.web.security import (
     SessionStore,
     safe_next,
 )
-from tests.web.stack import LAN, PASSWORD, web_stack
+from devtools.webstack import LAN, PASSWORD, web_stack
 
 
 def cookie_header(set_cookie: list[str], name: str) -> str:

@@ -19,7 +19,7 @@ import pytest
 from agent.register.messages import Result, Sale
 from agent.sim.register.client import Exchange
 from agent.web.server import start_web
-from tests.web.stack import PASSWORD, web_stack
+from devtools.webstack import PASSWORD, web_stack
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",

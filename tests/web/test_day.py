@@ -11,8 +11,8 @@ from pathlib import Path
 
 from agent.day.totals import today
 from agent.journal import TxnState
-from tests.day.scenario import LOST, POLLING, SALES, SETTINGS, UNKNOWN, run_day
-from tests.web.stack import web_stack
+from devtools.day import LOST, POLLING, SALES, SETTINGS, UNKNOWN, run_day
+from devtools.webstack import web_stack
 
 
 async def test_day_page_reconcile_and_download(tmp_path: Path) -> None:

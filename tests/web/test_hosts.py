@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from agent.web.security import HostRule, host_of
-from tests.web.stack import LAN, PASSWORD, web_stack
+from devtools.webstack import LAN, PASSWORD, web_stack
 
 ROUTES = ["/", "/api/transactions", "/api/log", "/api/config", "/metrics", "/healthz",
           "/login", "/static/app.css"]

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from agent.logs import current_level
-from tests.web.stack import web_stack
+from devtools.webstack import web_stack
 
 
 async def test_log_level_changes_without_restart_only_when_logged_in(tmp_path: Path) -> None:

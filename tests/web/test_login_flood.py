@@ -24,7 +24,7 @@ from agent.web.security import (
     client_key,
 )
 from agent.web.server import start_web
-from tests.web.stack import LAN, PASSWORD, web_stack
+from devtools.webstack import LAN, PASSWORD, web_stack
 
 BURST = 60
 

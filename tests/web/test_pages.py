@@ -11,11 +11,11 @@ import pytest
 
 from agent.journal import Kind, TxnState
 from agent.logs import RecentLines
-from agent.register.messages import Error, ErrorCode, Result, Sale, Status, Void
+from agent.register.messages import Error, ErrorCode, Result, Status, Void
 from agent.web.app import MAX_BODY_BYTES
 from agent.web.security import SECURITY_HEADERS
-from tests.engine.harness import WAIT_S, until_delivered
-from tests.web.stack import WebStack, web_stack
+from devtools.stack import WAIT_S, until_delivered
+from devtools.webstack import sale, web_stack
 
 PAGES = ["/", "/lanes", "/transactions", "/log", "/config", "/tools", "/login"]
 API = ["/api/overview", "/api/lanes", "/api/transactions", "/api/log", "/api/config",
@@ -29,16 +29,6 @@ def attach(recent: RecentLines) -> logging.Logger:
     # in-process sets it so): the lines these tests log must reach the page.
     root.setLevel(logging.INFO)
     return root
-
-
-async def sale(s: WebStack, txn: str, amount: str = "123450") -> int:
-    exchange = await s.register.client.request(Sale(id=f"r-{txn}", txn=txn, amount=amount),
-                                               WAIT_S)
-    assert isinstance(exchange.final, Result) and exchange.final.status == "success"
-    record = s.agent.journal.find(Kind.SALE, txn)
-    assert record is not None
-    await until_delivered(s.agent.journal, record.row_id)
-    return record.row_id
 
 
 def assert_headers(headers: object, where: str) -> None:

@@ -15,9 +15,8 @@ from aiohttp import web
 
 from agent.web.app import build_app
 from agent.web.context import CTX
-from tests.engine.harness import WAIT_S
-from tests.web.stack import KEY_TEXT, LAN, PASSWORD_HASH, WebStack, web_stack
-from tests.web.test_pages import sale
+from devtools.stack import WAIT_S
+from devtools.webstack import KEY_TEXT, LAN, PASSWORD_HASH, WebStack, sale, web_stack
 from tests.web.test_tools import undelivered_result
 
 SECRETS = [KEY_TEXT, PASSWORD_HASH, *PASSWORD_HASH.split("$")[4:]]  # the hash, its salt, digest

@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from agent.web.server import WebStartError, start_web
-from tests.web.stack import web_stack
+from devtools.webstack import web_stack
 
 
 async def test_start_serve_and_stop(tmp_path: Path) -> None:

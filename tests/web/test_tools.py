@@ -15,8 +15,8 @@ from agent.register.codec import encode
 from agent.register.messages import Result, Sale
 from agent.web.app import build_app
 from agent.web.context import CTX
-from tests.engine.harness import WAIT_S, until_delivered
-from tests.web.stack import WebStack, web_stack
+from devtools.stack import WAIT_S, until_delivered
+from devtools.webstack import WebStack, web_stack
 
 
 async def until_state(journal: Journal, row_id: int, *states: TxnState) -> None:

@@ -18,7 +18,7 @@ import pytest
 from agent.errors import ConfigError
 from agent.paytm.checksum import ChecksumMode, MerchantKey
 from agent.sim.paytm.server import emulator_main, settings_from_args
-from tests.paytm.conftest import RawPaytm
+from tests.sim.paytm.raw import RawPaytm
 
 STARTUP_TIMEOUT_S = 20.0  # generous: two cores shared with other test runs
 REPO = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ from agent.sim.paytm import (
     UnknownError,
     demo_bench_tid,
 )
-from tests.paytm.conftest import STAMP, TID, TID2, Answer, RawPaytm, running
+from tests.sim.paytm.raw import STAMP, TID, TID2, Answer, RawPaytm, running
 
 TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
 # Seed 003: 0002 reads exactly this; the emulator names the field in emulatorDetail.

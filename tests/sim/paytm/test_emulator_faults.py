@@ -8,7 +8,7 @@ import aiohttp
 import pytest
 
 from agent.sim.paytm import Emulator, Fault, FaultError, FaultKind
-from tests.paytm.conftest import RawPaytm
+from tests.sim.paytm.raw import RawPaytm
 
 # What a client library sees when the server closes the socket without answering.
 DISCONNECTED = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)

@@ -14,7 +14,7 @@ from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
 from agent.sim.paytm.clock import Instant
 from agent.sim.paytm.edc import EdcService
 from agent.sim.paytm.state import EdcState
-from tests.paytm.conftest import STAMP, TID, RawPaytm
+from tests.sim.paytm.raw import STAMP, TID, RawPaytm
 
 SYSTEM_ERROR = "0012"  # what the emulator answers if one of its own checks crashed
 

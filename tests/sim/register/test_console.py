@@ -37,7 +37,7 @@ from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
 from drivers.url import SerialSpec
-from tests.register.fake_agent import fake_agent_on_pty
+from tests.sim.register.fake_agent import fake_agent_on_pty
 
 TXN = "T1234567"
 

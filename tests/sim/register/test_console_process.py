@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from agent.link.timings import LinkProtocol
-from tests.register.fake_agent import fake_agent_on_pty, fake_agent_on_tcp
+from tests.sim.register.fake_agent import fake_agent_on_pty, fake_agent_on_tcp
 
 ROOT = Path(__file__).resolve().parents[2]
 PROCESS_TIMEOUT_S = 60.0  # a hang fails the test instead of the suite

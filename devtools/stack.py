@@ -1,4 +1,5 @@
-"""An agent, the Paytm emulator and a register on a real pty, all in this process.
+"""An agent, the Paytm emulator and a register on a real pty, all in this process
+(what the engine, day, journal, web and service tests drive).
 
     RegisterClient ─ Link ─ FdTransport(pty master) ══ pty ══ SerialTransport(slave) ─ Agent
     Agent ─ aiohttp ─ loopback ─ Emulator
@@ -9,10 +10,7 @@ Nothing is faked: real frames over a real tty, a real SQLite journal file, real 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
 import time
-import tty
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -27,8 +25,10 @@ from agent.link.spec import LinkSpec
 from agent.link.timings import LinkProtocol, LinkTimings
 from agent.register.codec import message_id
 from agent.register.messages import Reply, Result
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings, RecordedRequest
+from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings, RecordedRequest
 from agent.sim.register.client import Received, RegisterClient, TranscriptEvent
+from devtools import config as config_data
+from devtools.pty import Pty
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
@@ -48,19 +48,17 @@ def agent_config(
     tid: str = TID,
     webhook: bool = False,
 ) -> Config:
-    return config_from_dict({
-        "webhook": {"enabled": webhook, "listen": "127.0.0.1:0"},
-        "paytm": {"mid": DEMO_MID, "merchant_key_file": "/unused",
-                  "edc_base_url": base_url, "pg_base_url": base_url,
-                  "connect_timeout_s": 2, "read_timeout_s": 2},
-        "polling": {"first_check_s": 0, "interval_s": 0.02, "slow_after_s": 60,
-                    "slow_interval_s": 0.05, "unknown_after_s": 30, "not_found_grace_s": 30,
-                    **(polling or {})},
-        "journal": {"path": str(journal)},
-        "receipt": {"width": 32, "header": ["Test Store"]},
-        "lanes": [{"name": "till-1", "link": link, "tid": tid, "pos_id": "S1_1"},
-                  *(extra_lanes or [])],
-    })
+    """The in-process agent's config: one lane `till-1` on `link`, fast polling, the key
+    given to Agent() directly (the file is never read)."""
+    return config_from_dict(config_data.agent_config(
+        base_url=base_url, journal=journal, key_file="/unused",
+        lanes=[config_data.LaneSpec("till-1", link, tid, pos_id="S1_1"), *(extra_lanes or [])],
+        polling={"first_check_s": 0, "interval_s": 0.02, "slow_after_s": 60,
+                 "slow_interval_s": 0.05, "unknown_after_s": 30, "not_found_grace_s": 30,
+                 **(polling or {})},
+        paytm={"connect_timeout_s": 2, "read_timeout_s": 2},
+        webhook={"enabled": webhook, "listen": "127.0.0.1:0"},
+        receipt={"width": 32, "header": ["Test Store"]}))
 
 
 @dataclass
@@ -94,21 +92,6 @@ class Register:
         return [e.message for e in self.transcript
                 if isinstance(e, Received) and isinstance(e.message, Result)
                 and (txn is None or e.message.txn == txn)]
-
-
-class Pty:
-    """A pty pair: the agent opens `path` through pyserial; the register holds the master."""
-
-    def __init__(self) -> None:
-        self.master, self._slave = os.openpty()
-        # Raw at once: a cooked pty would echo the register's bytes back to it until the
-        # agent's serial driver opens (and configures) the slave.
-        tty.setraw(self._slave)
-        self.path = os.ttyname(self._slave)
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self._slave)
 
 
 def serial_only(spec: LinkSpec) -> Transport:
@@ -210,4 +193,3 @@ async def stack(tmp_path: Path, settings: EmulatorSettings | None = None,
         finally:
             await agent.stop()
             pty.close()
-            os.close(pty.master)

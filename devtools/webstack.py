@@ -1,10 +1,10 @@
 """A real agent (emulator, pty register, journal file) with its technician page on a test
-client, as the engine harness builds it, plus the http settings each test needs."""
+client, as devtools.stack builds it, plus the http settings each test needs (tests/web,
+tests/service, tests/test_bundle.py)."""
 
 from __future__ import annotations
 
 import dataclasses
-import os
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,13 +16,16 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agent.app import Agent
 from agent.config import HttpConfig
+from agent.journal import Kind
 from agent.logs import RecentLines
 from agent.passwords import hash_password
+from agent.register.messages import Result, Sale
 from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings
 from agent.web.app import build_app
-from tests.engine.harness import Pty, Register, agent_config, register_on, serial_only
+from devtools.pty import Pty
+from devtools.stack import WAIT_S, Register, agent_config, register_on, serial_only, until_delivered
 
-PASSWORD = "correct horse battery"
+PASSWORD = "correct horse battery"  # noqa: S105 - the tests' own, never an operator's
 # One scrypt hash per test session (≈50 ms): fixed salt so the value is stable.
 PASSWORD_HASH = hash_password(PASSWORD, salt=b"edc-agent-tests!")
 KEY_TEXT = DEMO_KEY.secret_bytes.decode("ascii")  # DEMOKEY123456789: must never be served
@@ -87,4 +90,14 @@ async def web_stack(tmp_path: Path, *, password_hash: str = PASSWORD_HASH,
         finally:
             await agent.stop()
             pty.close()
-            os.close(pty.master)
+
+
+async def sale(s: WebStack, txn: str, amount: str = "123450") -> int:
+    """A successful sale through the register, delivered; its journal row id."""
+    exchange = await s.register.client.request(Sale(id=f"r-{txn}", txn=txn, amount=amount),
+                                               WAIT_S)
+    assert isinstance(exchange.final, Result) and exchange.final.status == "success"
+    record = s.agent.journal.find(Kind.SALE, txn)
+    assert record is not None
+    await until_delivered(s.agent.journal, record.row_id)
+    return record.row_id

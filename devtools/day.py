@@ -3,7 +3,8 @@ a partial refund, a paid link, an unknown the sweep resolves and a sale the agen
 closed as "not received" (Paytm took the money: the sweep's disagreement).
 
 The agent runs with `POLLING` (unknown after 1 s, "not found" is evidence at once); the
-emulator with `SETTINGS` (refunds final at once).
+emulator with `SETTINGS` (refunds final at once). The close-of-day tests (tests/day) and
+the web page's (tests/web/test_day.py) run the same day.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 
 from agent.register.messages import Paylink, Refund, Result, Sale, Void
 from agent.sim.paytm import Emulator, EmulatorSettings
-from tests.engine.harness import WAIT_S, Register
+from devtools.stack import WAIT_S, Register
 
 POLLING = {"unknown_after_s": 1.0, "not_found_grace_s": 0}
 SETTINGS = EmulatorSettings(refund_delay_s=0)

@@ -1,0 +1,34 @@
+"""A pty pair in raw mode, as every harness here needs one.
+
+    master fd ── the register's side (a test's client, the chaos proxy, a bench till)
+    slave path ─ what the agent opens by name through its serial driver (/dev/pts/N)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tty
+
+
+def open_pty() -> tuple[int, int, str]:
+    """A pty pair in raw mode: (master fd, slave fd, slave path)."""
+    master, slave = os.openpty()
+    # Raw from the start: a cooked pty would echo the register's bytes back to it, and
+    # translate newlines, until the agent's serial driver opens (and configures) the slave.
+    tty.setraw(slave)
+    return master, slave, os.ttyname(slave)
+
+
+class Pty:
+    """A raw pty pair kept open until `close()`: the agent opens `path`, the register holds
+    `master`. Holding the slave too means the master never reads EIO while the agent has
+    the port closed (not started yet, or killed and not restarted)."""
+
+    def __init__(self) -> None:
+        self.master, self.slave, self.path = open_pty()
+
+    def close(self) -> None:
+        for fd in (self.slave, self.master):
+            with contextlib.suppress(OSError):
+                os.close(fd)
