@@ -3,11 +3,23 @@ tests (tests/sim/paytm) run against. Each directory's conftest imports it."""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
+from typing import Any, Final
 
 import pytest
 
-from agent.sim.paytm import Emulator, EmulatorSettings
+from agent.paytm.settings import PaytmConfig
+from agent.sim.paytm import DEMO_MID, Emulator, EmulatorSettings
+
+POS: Final = "S12_1"  # a payment link's StoreID_POSID
+LINK_LIFETIME: Final = dt.timedelta(minutes=15)
+
+
+def paytm_config(base_url: str, **overrides: Any) -> PaytmConfig:
+    """The clients' settings against an emulator: both APIs on its base URL, short timeouts."""
+    return PaytmConfig(**{"mid": DEMO_MID, "pg_base_url": base_url, "edc_base_url": base_url,
+                          "connect_timeout_s": 5.0, "read_timeout_s": 5.0, **overrides})
 
 
 @pytest.fixture

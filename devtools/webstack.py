@@ -5,6 +5,7 @@ tests/service, tests/test_bundle.py)."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -16,9 +17,10 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from agent.app import Agent
 from agent.config import HttpConfig
-from agent.journal import Kind
+from agent.journal import Journal, Kind, TxnState
 from agent.logs import RecentLines
 from agent.passwords import hash_password
+from agent.register.codec import encode
 from agent.register.messages import Result, Sale
 from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings
 from agent.web.app import build_app
@@ -28,7 +30,6 @@ from devtools.stack import WAIT_S, Register, agent_config, register_on, serial_o
 PASSWORD = "correct horse battery"  # noqa: S105 - the tests' own, never an operator's
 # One scrypt hash per test session (≈50 ms): fixed salt so the value is stable.
 PASSWORD_HASH = hash_password(PASSWORD, salt=b"edc-agent-tests!")
-KEY_TEXT = DEMO_KEY.secret_bytes.decode("ascii")  # DEMOKEY123456789: must never be served
 LOOPBACK = "127.0.0.1:8765"
 LAN = "0.0.0.0:8765"
 
@@ -101,3 +102,18 @@ async def sale(s: WebStack, txn: str, amount: str = "123450") -> int:
     assert record is not None
     await until_delivered(s.agent.journal, record.row_id)
     return record.row_id
+
+
+async def undelivered_result(journal: Journal, txn: str) -> tuple[int, int]:
+    """A success journaled with its result, which no lane was asked to deliver (as if the
+    register was away when it was made and the queue was lost)."""
+    record = await journal.create(kind=Kind.SALE, txn=txn, lane="till-1", tid="12345678",
+                            amount="5000", request={"id": "r-" + txn},
+                            txn_time="2024-01-01 10:00:00",
+                            states=(TxnState.RECEIVED, TxnState.SENDING))
+    result = Result(re=None, txn=txn, kind="sale", status="success", code="0000",
+                    message="Approved", amount="5000", receipt=("PAID",))
+    _, outbox = await journal.finish(record.row_id, TxnState.SUCCESS,
+                               result=json.loads(encode(result)), code="0000",
+                               message="Approved")
+    return record.row_id, outbox.row_id

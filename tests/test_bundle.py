@@ -18,12 +18,13 @@ from pathlib import Path
 from agent.journal.schema import SCHEMA_VERSION
 from agent.register.messages import Paylink, Result
 from agent.sim.paytm import DEMO_MID
+from devtools.config import DEMO_KEY_TEXT
 from devtools.stack import WAIT_S
-from devtools.webstack import KEY_TEXT, PASSWORD_HASH, sale, web_stack
+from devtools.webstack import PASSWORD_HASH, sale, web_stack
 
 PHONE = "9876543210"
-FORBIDDEN = [KEY_TEXT, PASSWORD_HASH, *PASSWORD_HASH.split("$")[4:], PHONE,
-             PHONE.encode().hex(), KEY_TEXT.encode().hex()]
+FORBIDDEN = [DEMO_KEY_TEXT, PASSWORD_HASH, *PASSWORD_HASH.split("$")[4:], PHONE,
+             PHONE.encode().hex(), DEMO_KEY_TEXT.encode().hex()]
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -108,7 +109,7 @@ async def _journal_with_a_sale(tmp_path: Path) -> None:
 def test_offline_bundle_from_the_command_line(tmp_path: Path) -> None:
     asyncio.run(_journal_with_a_sale(tmp_path))
     key = tmp_path / "merchant.key"
-    key.write_text(KEY_TEXT)
+    key.write_text(DEMO_KEY_TEXT)
     key.chmod(0o600)
     config = tmp_path / "agent.toml"
     config.write_text(f"""

@@ -8,16 +8,15 @@ from pathlib import Path
 import pytest
 
 from agent.cli import main
-from agent.sim.paytm import DEMO_KEY
+from devtools.config import DEMO_KEY_TEXT
 
-KEY_TEXT = DEMO_KEY.secret_bytes.decode()
 LANE = '[[lanes]]\nname = "till-1"\nlink = "tcp://127.0.0.1:7070"\ntid = "12345678"\n'
 
 
 def _config(tmp: Path, body: str, *, key: bool = True) -> Path:
     key_file = tmp / "merchant.key"
     if key:
-        key_file.write_text(KEY_TEXT + "\n")
+        key_file.write_text(DEMO_KEY_TEXT + "\n")
         os.chmod(key_file, 0o600)
     path = tmp / "agent.toml"
     if "[journal]" not in body:  # the default's directory is not on a test machine

@@ -18,18 +18,16 @@ from agent.cli import main
 from agent.logs import SECRETS, Secrets, setup_logging
 from agent.register.messages import Ping, Pong, Result, Sale
 from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings, Fault
-from devtools.config import LaneSpec, process_config, write_key
+from devtools.config import DEMO_KEY_TEXT, LaneSpec, process_config, write_key
 from devtools.process import AgentProcess
 from devtools.pty import Pty
 from devtools.stack import WAIT_S, agent_config, register_on, stack
 from drivers.base import TransportState
 
-KEY_TEXT = DEMO_KEY.secret_bytes.decode()
-
 
 def _write_config(tmp: Path, body: str, key_mode: int = 0o600) -> Path:
     key = tmp / "merchant.key"
-    key.write_text(KEY_TEXT + "\n")
+    key.write_text(DEMO_KEY_TEXT + "\n")
     os.chmod(key, key_mode)
     path = tmp / "agent.toml"
     # check-config checks the journal's directory: the default's is not on a test machine.
@@ -43,7 +41,7 @@ def test_check_config_valid(tmp_path: Path, capsys: pytest.CaptureFixture[str]) 
                                    '\ntid = "12345678"\n')
     assert main(["check-config", "--config", str(path)]) == 0
     out = capsys.readouterr().out
-    assert "valid" in out and "till-1" in out and KEY_TEXT not in out
+    assert "valid" in out and "till-1" in out and DEMO_KEY_TEXT not in out
 
 
 def test_check_config_lists_every_problem(tmp_path: Path,
@@ -61,7 +59,7 @@ def test_key_readable_by_others_is_refused(tmp_path: Path,
     path = _write_config(tmp_path, "", key_mode=0o644)
     assert main(["check-config", "--config", str(path)]) == 1
     err = capsys.readouterr().err
-    assert "chmod 600" in err and KEY_TEXT not in err
+    assert "chmod 600" in err and DEMO_KEY_TEXT not in err
 
 
 def test_run_refuses_an_invalid_config(tmp_path: Path,
@@ -75,19 +73,19 @@ def test_redaction_filter_hides_registered_secrets() -> None:
     secrets = Secrets()
     secrets.add("ABCDEFGHIJKLMNOP")
     assert secrets.redact("key=ABCDEFGHIJKLMNOP!") == "key=•••!"
-    SECRETS.add(KEY_TEXT)
+    SECRETS.add(DEMO_KEY_TEXT)
     stream = io.StringIO()
     setup_logging("debug", stream=stream)
     log = logging.getLogger("agent.test")
-    log.info("in the message %s", KEY_TEXT)
-    log.warning("in an argument: %r", {"key": KEY_TEXT})
+    log.info("in the message %s", DEMO_KEY_TEXT)
+    log.warning("in an argument: %r", {"key": DEMO_KEY_TEXT})
     try:
-        raise ValueError(f"in an exception {KEY_TEXT}")
+        raise ValueError(f"in an exception {DEMO_KEY_TEXT}")
     except ValueError:
         log.exception("failed")
-    logging.getLogger("aiohttp.client").error(KEY_TEXT)
+    logging.getLogger("aiohttp.client").error(DEMO_KEY_TEXT)
     text = stream.getvalue()
-    assert KEY_TEXT not in text
+    assert DEMO_KEY_TEXT not in text
     assert text.count("•••") >= 4
     setup_logging("warning")
 
@@ -167,7 +165,7 @@ async def test_sigterm_drains_within_5_seconds(tmp_path: Path) -> None:
         text = log.read_text()
         assert code == 0, text
         assert took < 5.0, took
-        assert KEY_TEXT not in text
+        assert DEMO_KEY_TEXT not in text
         db = sqlite3.connect(journal)
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         state = db.execute("SELECT state FROM txns WHERE txn='TERM00000001'").fetchone()[0]

@@ -2,23 +2,32 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
+from typing import Any
 
 import grimp
 import pytest
 
 from agent import receipts, rules
-from agent.config import parse_config
+from agent.config import config_from_dict
 from agent.errors import ConfigError, FieldError
 from agent.paytm import pg_models
 from agent.register import fields
-from tests.test_config import MINIMAL
 
 PAISE = [("1", True), ("999999999999", True), ("0", False), ("01", False),
          ("1" * 13, False), ("1\n", False), ("-1", False), ("", False), (1, False)]
 TIDS = [("T1", True), ("12345678", True), ("", False), ("123456789", False),
         ("T-1", False), ("1234\n", False), (12345678, False)]
+
+
+def _config(**lane: str) -> dict[str, Any]:
+    return {"paytm": {"mid": "TESTMID00000000000001", "merchant_key_file": "/tmp/k",
+                      "edc_base_url": "http://127.0.0.1:8900",
+                      "pg_base_url": "http://127.0.0.1:8900"},
+            "lanes": [{"name": "till-1", "link": "serial:///dev/ttyUSB0?baudrate=9600",
+                       "tid": "12345678", "pos_id": "S12_1", **lane}]}
+
+
 POS_IDS = [("S12_1", True), ("S" * 45 + "_1234", True), ("S" * 46 + "_1234", False),
            ("S12_", False), ("S12-1", False), ("S12_1\n", False), ("", False)]
 
@@ -42,29 +51,28 @@ def test_terminal_id_is_one_rule_for_the_register_paytm_and_config(value: object
     assert rules.is_tid(value) is ok
     if not isinstance(value, str):
         return
-    # A JSON string of ASCII is a TOML basic string ("1234\n" written with its escape).
-    text = MINIMAL.replace('tid = "12345678"', f"tid = {json.dumps(value)}")
+    config = _config(tid=value)
     if ok:
         assert fields.tid(value) == value
-        assert parse_config(text).lanes[0].tid == value
+        assert config_from_dict(config).lanes[0].tid == value
     else:
         with pytest.raises(FieldError):
             fields.tid(value)
         with pytest.raises(FieldError):
             rules.check_tid(value, "paytmTid")
         with pytest.raises(ConfigError):
-            parse_config(text)
+            config_from_dict(config)
 
 
 @pytest.mark.parametrize(("value", "ok"), POS_IDS)
 def test_pos_id_is_one_rule_for_paytm_and_config(value: str, ok: bool) -> None:
     assert rules.is_pos_id(value) is ok
-    text = MINIMAL.replace('pos_id = "S12_1"', f"pos_id = {json.dumps(value)}")
+    config = _config(pos_id=value)
     if ok or not value:  # an empty pos_id is "not set" in the config
-        parse_config(text)
+        config_from_dict(config)
     else:
         with pytest.raises(ConfigError):
-            parse_config(text)
+            config_from_dict(config)
 
 
 def test_rupees_plain_has_one_home() -> None:

@@ -26,14 +26,14 @@ from cryptography.x509.oid import NameOID
 from agent.certify import CertifyOptions, Findings, Verdict, certify, prepare
 from agent.cli import main
 from agent.paytm.checksum import ChecksumMode
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings, ResultStyle
+from agent.sim.paytm import DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings, ResultStyle
+from devtools.config import DEMO_KEY_TEXT
 
-KEY_TEXT = DEMO_KEY.secret_bytes.decode()
 WRONG_KEY_TEXT = "WRONGKEY12345678"
 TEN_MINUTES_S = 600.0
 
 
-def write_config(folder: Path, base_url: str, *, key_text: str = KEY_TEXT,
+def write_config(folder: Path, base_url: str, *, key_text: str = DEMO_KEY_TEXT,
                  mode: ChecksumMode = ChecksumMode.PARAMS, ca_file: Path | None = None,
                  pos_id: str = "S12_1") -> Path:
     key = folder / "merchant.key"
@@ -76,7 +76,7 @@ async def run(path: Path, **options: object) -> tuple[Findings, str]:
     out = io.StringIO()
     findings = await certify(config, key, opts, out)
     text = out.getvalue()
-    assert KEY_TEXT not in text and WRONG_KEY_TEXT not in text  # never the key
+    assert DEMO_KEY_TEXT not in text and WRONG_KEY_TEXT not in text  # never the key
     return findings, text
 
 
@@ -108,7 +108,7 @@ async def test_all_checks_pass_against_the_emulator(tmp_path: Path) -> None:
     markdown = report.read_text()
     assert markdown.startswith("# edc-agent certify report")
     assert "| PASS | EDC | Key, MID and checksum mode |" in markdown
-    assert "## Paytm's integration checklist" in markdown and KEY_TEXT not in markdown
+    assert "## Paytm's integration checklist" in markdown and DEMO_KEY_TEXT not in markdown
 
 
 async def test_json_mode_emulator_tells_the_line_to_set(tmp_path: Path) -> None:

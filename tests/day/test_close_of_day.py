@@ -13,6 +13,7 @@ from agent.cli import main
 from agent.day.totals import day_report, today
 from agent.journal import TxnState
 from agent.register.messages import Result, Totals, TotalsReport
+from devtools import config as devtools_config
 from devtools.day import (
     FAILED,
     LINK,
@@ -30,17 +31,10 @@ from devtools.stack import TID, WAIT_S, stack
 
 
 def write_config(tmp_path: Path) -> Path:
-    path = tmp_path / "tools.toml"
-    path.write_text(f"""
-[journal]
-path = "{tmp_path / 'journal.db'}"
-
-[[lanes]]
-name = "till-1"
-link = "tcp://127.0.0.1:7070"
-tid = "{TID}"
-""", encoding="utf-8")
-    return path
+    return devtools_config.write_config(tmp_path / "tools.toml", {
+        "journal": {"path": str(tmp_path / "journal.db")},
+        "lanes": [{"name": "till-1", "link": "tcp://127.0.0.1:7070", "tid": TID}],
+    })
 
 
 async def test_a_day_its_totals_the_sweep_and_the_tools(

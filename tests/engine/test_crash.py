@@ -21,20 +21,18 @@ from agent.link.codec import ETX, STX
 from agent.link.layer import LinkClosedError
 from agent.register.messages import Accepted, Paylink, Ping, Pong, Result, Sale
 from agent.sim.paytm import (
-    DEMO_KEY,
     Emulator,
     EmulatorSettings,
     Fault,
     RecordedRequest,
 )
 from agent.sim.register.client import Received
-from devtools.config import LaneSpec, process_config, write_key
+from devtools.config import DEMO_KEY_TEXT, LaneSpec, process_config, write_key
 from devtools.process import AgentProcess
 from devtools.pty import Pty
 from devtools.stack import TID, Register, register_on, wait_for_request
 
 START_WAIT_S = 20.0  # a cold Python start with aiohttp on a loaded 2-core box
-KEY_TEXT = DEMO_KEY.secret_bytes.decode()
 # Fast polling; a sale stays open (not `unknown`) for as long as any test takes.
 POLLING = {"first_check_s": 0, "interval_s": 0.05, "slow_interval_s": 0.1,
            "unknown_after_s": 60, "not_found_grace_s": 30, "paylink_interval_s": 0.05}
@@ -195,4 +193,4 @@ async def test_killed_while_a_payment_link_is_pending(tmp_path: Path) -> None:
         assert result.re == "link1"
         assert r.emulator.count("send_link", order) == 1
         assert len(_finals(register, order)) == 1
-        assert KEY_TEXT not in (tmp_path / "agent.log").read_text()
+        assert DEMO_KEY_TEXT not in (tmp_path / "agent.log").read_text()

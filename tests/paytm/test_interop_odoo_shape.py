@@ -20,9 +20,9 @@ from typing import Any
 import aiohttp
 import paytmchecksum
 
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator
+from agent.sim.paytm import DEMO_MID, DEMO_TIDS, Emulator
+from devtools.config import DEMO_KEY_TEXT
 
-KEY_TEXT = DEMO_KEY.secret_bytes.decode()
 IST = timezone(timedelta(hours=5, minutes=30))
 TID = DEMO_TIDS[0]
 
@@ -33,7 +33,7 @@ def _ist_now() -> str:
 
 async def _post(session: aiohttp.ClientSession, url: str, flat: dict[str, str],
                 extended: dict[str, str] | None = None) -> dict[str, Any]:
-    checksum = paytmchecksum.generateSignature(dict(flat), KEY_TEXT)
+    checksum = paytmchecksum.generateSignature(dict(flat), DEMO_KEY_TEXT)
     body: dict[str, object] = dict(flat)
     if extended is not None:
         body["merchantExtendedInfo"] = extended  # after signing, as Odoo does
@@ -113,7 +113,7 @@ async def test_signing_the_extended_info_too_is_refused(emulator: Emulator) -> N
     # nested object does not match the emulator's params mode, as integrators report.
     flat = _sale("Order0000440001", "1000", "ALL", _ist_now())
     signed_with_object = {**flat, "merchantExtendedInfo": json.dumps({"paymentMode": "ALL"})}
-    checksum = paytmchecksum.generateSignature(signed_with_object, KEY_TEXT)
+    checksum = paytmchecksum.generateSignature(signed_with_object, DEMO_KEY_TEXT)
     document = {"head": {"requestTimeStamp": _ist_now(), "channelId": "EDC",
                          "checksum": checksum},
                 "body": {**flat, "merchantExtendedInfo": {"paymentMode": "ALL"}}}

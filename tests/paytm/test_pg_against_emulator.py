@@ -30,12 +30,10 @@ from agent.paytm.pg_models import (
     RefundStatusAnswer,
     SendLinkRequest,
 )
-from agent.paytm.settings import PaytmConfig
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings, Fault
+from agent.sim.paytm import DEMO_KEY, DEMO_TIDS, Emulator, EmulatorSettings, Fault
+from devtools.paytm import LINK_LIFETIME, POS, paytm_config
 
-POS = "S12_1"
 PHONE = "9876543210"
-LINK_LIFETIME = dt.timedelta(minutes=15)
 
 _ids = itertools.count(1)
 
@@ -44,17 +42,12 @@ def new_order() -> str:
     return f"LINK{next(_ids):08d}"
 
 
-def config(base_url: str, **overrides: Any) -> PaytmConfig:
-    return PaytmConfig(**{"mid": DEMO_MID, "pg_base_url": base_url, "edc_base_url": base_url,
-                          "connect_timeout_s": 5.0, "read_timeout_s": 5.0, **overrides})
-
-
 @asynccontextmanager
 async def running(settings: EmulatorSettings | None = None, key: MerchantKey = DEMO_KEY,
                   **overrides: Any) -> AsyncIterator[tuple[Emulator, PgClient]]:
     emulator = Emulator(settings or EmulatorSettings())
     async with emulator.serve() as base_url, aiohttp.ClientSession() as session:
-        yield emulator, PgClient(session, config(base_url, **overrides), key)
+        yield emulator, PgClient(session, paytm_config(base_url, **overrides), key)
 
 
 @pytest.fixture
@@ -276,7 +269,7 @@ async def test_order_id_of_an_edc_sale_is_taken(pair: tuple[Emulator, PgClient])
     emulator, client = pair
     txn = "EDCSALE00000001"
     async with aiohttp.ClientSession() as session:
-        edc = EdcClient(session, config(emulator.base_url), DEMO_KEY)
+        edc = EdcClient(session, paytm_config(emulator.base_url), DEMO_KEY)
         assert answered(await edc.sale(SaleRequest(tid=DEMO_TIDS[0], txn=txn, amount="100",
                                                    txn_time=now_ist()))).accepted
     answer = await Link(client, order_id=txn).send()
@@ -334,7 +327,7 @@ async def test_emulator_down_is_not_sent() -> None:
     async with emulator.serve() as base_url:
         pass
     async with aiohttp.ClientSession() as session:
-        client = PgClient(session, config(base_url), DEMO_KEY)
+        client = PgClient(session, paytm_config(base_url), DEMO_KEY)
         assert isinstance(await client.send_link(Link(client).request), NotSent)
 
 
@@ -477,7 +470,7 @@ async def test_edc_sale_refund_via_acquirement_id(pair: tuple[Emulator, PgClient
     emulator, client = pair
     sold = [f"EDCREF{n:04d}" for n in (1, 2)]
     async with aiohttp.ClientSession() as session:
-        edc = EdcClient(session, config(emulator.base_url), DEMO_KEY)
+        edc = EdcClient(session, paytm_config(emulator.base_url), DEMO_KEY)
         acquirement: dict[str, str] = {}
         for txn in sold:
             txn_time = now_ist()

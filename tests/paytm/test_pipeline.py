@@ -15,7 +15,7 @@ from agent.paytm.pg import PgClient
 from agent.paytm.pg_models import SendLinkRequest
 from agent.paytm.pipeline import mask_phone, mask_phones
 from agent.sim.paytm import DEMO_KEY, DEMO_TIDS, Emulator
-from tests.paytm.test_pg_against_emulator import LINK_LIFETIME, POS, config
+from devtools.paytm import LINK_LIFETIME, POS, paytm_config
 
 PHONE = "9876543210"
 
@@ -33,7 +33,7 @@ async def test_debug_logs_of_both_clients_mask_the_phone(emulator: Emulator,
                                                          caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="agent.paytm")
     async with aiohttp.ClientSession() as session:
-        cfg = config(emulator.base_url)
+        cfg = paytm_config(emulator.base_url)
         pg = PgClient(session, cfg, DEMO_KEY)
         link = SendLinkRequest(order_id="MASKED0001", amount_paise="130300", pos_id=POS,
                                phone=PHONE, expiry=now_ist() + LINK_LIFETIME)

@@ -21,7 +21,7 @@ from agent.web.server import start_web
 from devtools.pty import Pty
 from devtools.stack import agent_config, register_on, serial_only
 from devtools.webstack import PASSWORD, PASSWORD_HASH
-from tests.web.test_browser import CHROMIUM, CHROMIUM_ARGS, DOCS_SCREENSHOT
+from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS, DOCS_SCREENSHOT
 
 WAIT_S = 30.0
 

@@ -20,14 +20,9 @@ from agent.register.messages import Result, Sale
 from agent.sim.register.client import Exchange
 from agent.web.server import start_web
 from devtools.webstack import PASSWORD, web_stack
+from tests.web.chromium import CHROMIUM, CHROMIUM_ARGS, DOCS_SCREENSHOT, ROOT
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu",
-                 "--disable-background-networking", "--disable-component-update",
-                 "--no-first-run"]
-ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
-DOCS_SCREENSHOT = ROOT / "docs" / "screenshot-overview.png"
 # The same page at a desktop's and a phone's width, kept in docs/ (UPDATE_DOCS_SCREENSHOT=1).
 DOCS_DESKTOP = ROOT / "docs" / "screenshot-desktop.png"
 DOCS_PHONE = ROOT / "docs" / "screenshot-phone.png"

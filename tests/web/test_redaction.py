@@ -15,11 +15,11 @@ from aiohttp import web
 
 from agent.web.app import build_app
 from agent.web.context import CTX
+from devtools.config import DEMO_KEY_TEXT
 from devtools.stack import WAIT_S
-from devtools.webstack import KEY_TEXT, LAN, PASSWORD_HASH, WebStack, sale, web_stack
-from tests.web.test_tools import undelivered_result
+from devtools.webstack import LAN, PASSWORD_HASH, WebStack, sale, undelivered_result, web_stack
 
-SECRETS = [KEY_TEXT, PASSWORD_HASH, *PASSWORD_HASH.split("$")[4:]]  # the hash, its salt, digest
+SECRETS = [DEMO_KEY_TEXT, PASSWORD_HASH, *PASSWORD_HASH.split("$")[4:]]  # hash, salt, digest
 
 
 def get_routes(app: web.Application, row: int) -> list[str]:

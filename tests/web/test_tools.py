@@ -11,12 +11,11 @@ from pathlib import Path
 from aiohttp import ClientResponse
 
 from agent.journal import Journal, Kind, TxnState
-from agent.register.codec import encode
 from agent.register.messages import Result, Sale
 from agent.web.app import build_app
 from agent.web.context import CTX
 from devtools.stack import WAIT_S, until_delivered
-from devtools.webstack import WebStack, web_stack
+from devtools.webstack import WebStack, undelivered_result, web_stack
 
 
 async def until_state(journal: Journal, row_id: int, *states: TxnState) -> None:
@@ -50,21 +49,6 @@ async def post(s: WebStack, path: str, csrf: str, **data: str) -> dict[str, obje
     assert response.status == 200, await response.text()
     result: dict[str, object] = await response.json()
     return result
-
-
-async def undelivered_result(journal: Journal, txn: str) -> tuple[int, int]:
-    """A success journaled with its result, which no lane was asked to deliver (as if the
-    register was away when it was made and the queue was lost)."""
-    record = await journal.create(kind=Kind.SALE, txn=txn, lane="till-1", tid="12345678",
-                            amount="5000", request={"id": "r-" + txn},
-                            txn_time="2024-01-01 10:00:00",
-                            states=(TxnState.RECEIVED, TxnState.SENDING))
-    result = Result(re=None, txn=txn, kind="sale", status="success", code="0000",
-                    message="Approved", amount="5000", receipt=("PAID",))
-    _, outbox = await journal.finish(record.row_id, TxnState.SUCCESS,
-                               result=json.loads(encode(result)), code="0000",
-                               message="Approved")
-    return record.row_id, outbox.row_id
 
 
 async def test_link_and_paytm_tests(tmp_path: Path) -> None:
