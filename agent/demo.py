@@ -29,6 +29,7 @@ from agent.link.codec import ACK, encode_answer, encode_frame_v2
 from agent.link.layer import Link
 from agent.link.timings import LinkProtocol, LinkTimings
 from agent.logs import RECENT, SECRETS
+from agent.paytm.checksum import MerchantKey
 from agent.paytm.outcome import CallRecord
 from agent.receipts import rupees
 from agent.register.codec import encode, message_id
@@ -342,7 +343,9 @@ async def run_demo(keep: bool, out: TextIO = sys.stdout,
                 listen = f"127.0.0.1:{http_port}" if keep else "127.0.0.1:0"
                 config = demo_config(base_url, Path(tmp) / "journal.db", tty, listen, tty_2)
                 SECRETS.add(DEMO_KEY.secret_bytes.decode("ascii"))
-                agent = Agent(config, DEMO_KEY)
+                # The agent gets its own key object of the demo merchant's key, never the
+                # emulator's: each side signs with its own code.
+                agent = Agent(config, MerchantKey(DEMO_KEY.secret_bytes))
                 agent.observe_calls(say.paytm_call)
                 say.say("edc-agent demo: a virtual register, the agent and a Paytm emulator")
                 say.say(f"   register on {tty} (pty) · Paytm emulator at {base_url} · "

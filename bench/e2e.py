@@ -34,7 +34,6 @@ from agent.link.timings import LinkTimings
 from agent.register.codec import message_id
 from agent.register.messages import Result, Sale
 from agent.sim.paytm import (
-    DEMO_KEY,
     DEMO_MID,
     Emulator,
     EmulatorSettings,
@@ -42,6 +41,7 @@ from agent.sim.paytm import (
 )
 from agent.sim.register.client import Received, RegisterClient, Sent, TranscriptEvent
 from bench.common import summary_ms, table, write_results
+from devtools.config import CLIENT_DEMO_KEY
 from devtools.pty import open_pty
 from drivers.fd import FdTransport
 
@@ -79,7 +79,7 @@ async def run(sales: int, lanes: int, durable: bool, tmp: Path) -> dict[str, obj
                        "tid": demo_bench_tid(i + 1)} for i, (_, slave) in enumerate(ptys)],
         })
         journal = Journal(config.journal.path, durable=durable)
-        agent = Agent(config, DEMO_KEY, journal=journal)
+        agent = Agent(config, CLIENT_DEMO_KEY, journal=journal)
         await agent.start()
         stack.push_async_callback(agent.stop)
         timings = Timings()

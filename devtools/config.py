@@ -14,12 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from agent.paytm.checksum import MerchantKey
 from agent.sim.paytm import DEMO_KEY, DEMO_MID
 from devtools import toml
 from devtools.toml import Table, Value
 
 # The demo merchant key as its key file holds it (DEMOKEY123456789).
 DEMO_KEY_TEXT: Final = DEMO_KEY.secret_bytes.decode("ascii")
+# The same secret as the agent's clients hold it: `DEMO_KEY` is the emulator's own key type
+# (it signs with its own code), so a client, an Agent or the client's checksum gets this.
+CLIENT_DEMO_KEY: Final = MerchantKey(DEMO_KEY.secret_bytes)
 # Benchmarks: poll as fast as the agent allows, never give a sale up as unknown.
 POLLING_FAST: Final[Mapping[str, float]] = {
     "first_check_s": 0, "interval_s": 0.001, "slow_after_s": 600, "slow_interval_s": 0.01,

@@ -25,9 +25,10 @@ from agent.link.spec import LinkSpec
 from agent.link.timings import LinkProtocol, LinkTimings
 from agent.register.codec import message_id
 from agent.register.messages import Reply, Result
-from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings, RecordedRequest
+from agent.sim.paytm import Emulator, EmulatorSettings, RecordedRequest
 from agent.sim.register.client import Received, RegisterClient, TranscriptEvent
 from devtools import config as config_data
+from devtools.config import CLIENT_DEMO_KEY
 from devtools.pty import Pty
 from drivers.base import Transport
 from drivers.fd import FdTransport
@@ -183,7 +184,7 @@ async def stack(tmp_path: Path, settings: EmulatorSettings | None = None,
         config = agent_config(base_url=base_url, journal=tmp_path / "journal.db",
                               link=f"serial://{pty.path}{lane_query}", polling=polling,
                               webhook=webhook)
-        agent = Agent(config, DEMO_KEY, transport_factory=serial_only,
+        agent = Agent(config, CLIENT_DEMO_KEY, transport_factory=serial_only,
                       wall=clock if clock is not None else time.time)
         await agent.start()
         try:

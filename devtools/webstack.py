@@ -22,8 +22,9 @@ from agent.logs import RecentLines
 from agent.passwords import hash_password
 from agent.register.codec import encode
 from agent.register.messages import Result, Sale
-from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings
+from agent.sim.paytm import Emulator, EmulatorSettings
 from agent.web.app import build_app
+from devtools.config import CLIENT_DEMO_KEY
 from devtools.pty import Pty
 from devtools.stack import WAIT_S, Register, agent_config, register_on, serial_only, until_delivered
 
@@ -80,7 +81,7 @@ async def web_stack(tmp_path: Path, *, password_hash: str = PASSWORD_HASH,
             config, http=HttpConfig(listen=listen, password_hash=password_hash,
                                    hostnames=hostnames),
             source=str(tmp_path / "agent.toml"))
-        agent = Agent(config, DEMO_KEY, transport_factory=serial_only)
+        agent = Agent(config, CLIENT_DEMO_KEY, transport_factory=serial_only)
         await agent.start()
         try:
             async with register_on(pty.master) as register:

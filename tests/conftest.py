@@ -1,13 +1,30 @@
 """Suite-wide fixtures. The lingering check fails any async test that leaves work behind:
 tasks still running, or timers (`loop.call_later`) still scheduled — a `Link` gap timer or
-a retry that would fire after the test has gone."""
+a retry that would fire after the test has gone. And an entry point a test runs in-process
+(`edc-agent register`, `demo`, ...) configures the process's logging as it would in its own
+process; the root logger is put back afterwards, so the next test sees the default."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import logging
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_restored() -> Iterator[None]:
+    root = logging.getLogger()
+    level, handlers = root.level, list(root.handlers)
+    yield
+    root.setLevel(level)
+    for handler in list(root.handlers):
+        if handler not in handlers:
+            root.removeHandler(handler)
+    for handler in handlers:
+        if handler not in root.handlers:
+            root.addHandler(handler)
 
 
 def _timers(loop: asyncio.AbstractEventLoop) -> set[asyncio.TimerHandle]:

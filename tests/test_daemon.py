@@ -17,8 +17,8 @@ from agent.app import Agent
 from agent.cli import main
 from agent.logs import SECRETS, Secrets, setup_logging
 from agent.register.messages import Ping, Pong, Result, Sale
-from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings, Fault
-from devtools.config import DEMO_KEY_TEXT, LaneSpec, process_config, write_key
+from agent.sim.paytm import Emulator, EmulatorSettings, Fault
+from devtools.config import CLIENT_DEMO_KEY, DEMO_KEY_TEXT, LaneSpec, process_config, write_key
 from devtools.process import AgentProcess
 from devtools.pty import Pty
 from devtools.stack import WAIT_S, agent_config, register_on, stack
@@ -97,7 +97,7 @@ async def test_missing_device_lane_keeps_retrying_others_serve(tmp_path: Path) -
         config = agent_config(
             base_url=base_url, journal=tmp_path / "j.db", link=f"serial://{pty.path}",
             extra_lanes=[{"name": "till-2", "link": "serial:///dev/ttyNOPE0", "tid": "87654321"}])
-        agent = Agent(config, DEMO_KEY)
+        agent = Agent(config, CLIENT_DEMO_KEY)
         await agent.start()
         try:
             missing = agent.lanes[1].transport.status

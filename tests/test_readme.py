@@ -17,7 +17,8 @@ from pathlib import Path
 from agent.app import Agent
 from agent.config import Config, LaneConfig, config_from_dict, parse_config
 from agent.demo import DEMO_POLLING
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
+from agent.sim.paytm import DEMO_MID, Emulator, EmulatorSettings
+from devtools.config import CLIENT_DEMO_KEY
 from devtools.console import ENTER, console
 from drivers.tcp import TcpServerTransport
 
@@ -97,7 +98,7 @@ async def test_the_register_console_session_runs_as_written(tmp_path: Path) -> N
             "lanes": [{"name": "till-1", "link": CONSOLE_URL, "tid": "12345678",
                        "pos_id": "S1_1"}],
         })
-        agent = Agent(config, DEMO_KEY)
+        agent = Agent(config, CLIENT_DEMO_KEY)
         await agent.start()
         try:
             transport = agent.lanes[0].link.transport

@@ -27,6 +27,7 @@ from agent.certify import CertifyOptions, Findings, Verdict, certify, prepare
 from agent.cli import main
 from agent.paytm.checksum import ChecksumMode
 from agent.sim.paytm import DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings, ResultStyle
+from agent.sim.paytm.signature import ChecksumMode as EmulatorMode
 from devtools.config import DEMO_KEY_TEXT
 
 WRONG_KEY_TEXT = "WRONGKEY12345678"
@@ -112,7 +113,7 @@ async def test_all_checks_pass_against_the_emulator(tmp_path: Path) -> None:
 
 
 async def test_json_mode_emulator_tells_the_line_to_set(tmp_path: Path) -> None:
-    async with serving(EmulatorSettings(checksum_mode=ChecksumMode.JSON)) as base_url:
+    async with serving(EmulatorSettings(checksum_mode=EmulatorMode.JSON)) as base_url:
         findings, text = await run(write_config(tmp_path, base_url))
         assert verdict(findings, *EDC_CHECK) is Verdict.FAIL
         assert 'set checksum_mode = "json" in [paytm]' in text

@@ -11,9 +11,10 @@ from agent.paytm.clock import now_ist
 from agent.paytm.edc import EdcClient, SaleRequest
 from agent.paytm.http import make_session
 from agent.paytm.settings import PaytmConfig
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
+from agent.sim.paytm import DEMO_MID, Emulator, EmulatorSettings
 from chaos.register import Basket, SeenResult
 from chaos.verdict import delivered_not_received, judge, render
+from devtools.config import CLIENT_DEMO_KEY
 
 TID = "12345678"
 AMOUNT = "15000"
@@ -32,7 +33,7 @@ async def test_the_verdict_names_every_violation(tmp_path: Path) -> None:
                              connect_timeout_s=2, read_timeout_s=5)
         session = make_session(config)
         try:
-            client = EdcClient(session, config, DEMO_KEY)
+            client = EdcClient(session, config, CLIENT_DEMO_KEY)
             for txn in [*txns, txns[0]]:  # the first one twice: a duplicate Sale
                 await client.sale(SaleRequest(tid=TID, txn=txn, amount=AMOUNT,
                                               txn_time=now_ist()))

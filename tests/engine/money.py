@@ -26,7 +26,8 @@ from agent.paytm.http import make_session
 from agent.paytm.pg import PgClient
 from agent.register.codec import decode_reply
 from agent.register.messages import Reply, Request, Result
-from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings
+from agent.sim.paytm import Emulator, EmulatorSettings
+from devtools.config import CLIENT_DEMO_KEY
 from devtools.stack import WAIT_S, agent_config
 
 
@@ -135,8 +136,8 @@ async def money_engine(
         journal = Journal(config.journal.path)
         commits = FailingCommits(journal._writer._db)
         journal._writer._db = commits  # type: ignore[assignment]
-        edc_client = EdcClient(session, config.paytm, DEMO_KEY)
-        pg_client = PgClient(session, config.paytm, DEMO_KEY)
+        edc_client = EdcClient(session, config.paytm, CLIENT_DEMO_KEY)
+        pg_client = PgClient(session, config.paytm, CLIENT_DEMO_KEY)
         engine = Engine(config, journal, edc(edc_client) if edc else edc_client,
                         pg=pg(pg_client) if pg else pg_client)
         lane = FakeLane(config.lanes[0])

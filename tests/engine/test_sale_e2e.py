@@ -30,7 +30,8 @@ from agent.register.messages import (
     Status,
     Void,
 )
-from agent.sim.paytm import DEMO_INACTIVE_TID, DEMO_KEY, Emulator, EmulatorSettings, Fault
+from agent.sim.paytm import DEMO_INACTIVE_TID, Emulator, EmulatorSettings, Fault
+from devtools.config import CLIENT_DEMO_KEY
 from devtools.pty import Pty
 from devtools.stack import (
     TID,
@@ -260,7 +261,7 @@ async def test_rejected_by_paytm_reaches_the_cashier(tmp_path: Path) -> None:
         pty = Pty()
         config = agent_config(base_url=base_url, journal=tmp_path / "j.db",
                               link=f"serial://{pty.path}", tid=DEMO_INACTIVE_TID)
-        agent = Agent(config, DEMO_KEY, transport_factory=serial_only)
+        agent = Agent(config, CLIENT_DEMO_KEY, transport_factory=serial_only)
         await agent.start()
         try:
             async with register_on(pty.master) as register:
@@ -289,7 +290,7 @@ async def test_cloud_unavailable_only_when_provably_not_sent(tmp_path: Path) -> 
     pty = Pty()
     config = agent_config(base_url=f"http://127.0.0.1:{dead_port}", journal=tmp_path / "j.db",
                           link=f"serial://{pty.path}")
-    agent = Agent(config, DEMO_KEY, transport_factory=serial_only)
+    agent = Agent(config, CLIENT_DEMO_KEY, transport_factory=serial_only)
     await agent.start()
     try:
         async with register_on(pty.master) as register:
@@ -359,7 +360,7 @@ async def test_status_of_a_sale_only_paytm_knows(tmp_path: Path) -> None:
         # another PC, or before a journal was restored): Paytm knows it, so the agent
         # must not answer NOT_FOUND.
         async with aiohttp.ClientSession() as session:
-            other = EdcClient(session, s.config.paytm, DEMO_KEY)
+            other = EdcClient(session, s.config.paytm, CLIENT_DEMO_KEY)
             outcome = await other.sale(SaleRequest(tid=TID, txn="ELSE00000001", amount="7700",
                                                    txn_time=datetime.now(IST)))
             assert isinstance(outcome, Answered) and outcome.response.accepted

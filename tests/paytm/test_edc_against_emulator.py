@@ -37,7 +37,6 @@ from agent.paytm.outcome import Answered, CallOutcome, NotSent, Unknown
 from agent.paytm.settings import PaytmConfig
 from agent.sim.paytm import (
     DEMO_INACTIVE_TID,
-    DEMO_KEY,
     DEMO_MID,
     DEMO_TIDS,
     Emulator,
@@ -46,6 +45,8 @@ from agent.sim.paytm import (
     FaultKind,
     ResultStyle,
 )
+from agent.sim.paytm.signature import ChecksumMode as EmulatorMode
+from devtools.config import CLIENT_DEMO_KEY
 
 TID, OTHER_TID = DEMO_TIDS
 READ_TIMEOUT_S = 5.0
@@ -60,11 +61,11 @@ def new_txn() -> str:
 
 
 @asynccontextmanager
-async def connect(emulator: Emulator, *, key: MerchantKey = DEMO_KEY, mid: str = DEMO_MID,
+async def connect(emulator: Emulator, *, key: MerchantKey = CLIENT_DEMO_KEY, mid: str = DEMO_MID,
                   mode: ChecksumMode | None = None,
                   read_timeout_s: float = READ_TIMEOUT_S) -> AsyncIterator[EdcClient]:
     config = PaytmConfig(mid=mid, edc_base_url=emulator.base_url,
-                         checksum_mode=mode or emulator.settings.checksum_mode,
+                         checksum_mode=mode or ChecksumMode(emulator.settings.checksum_mode.value),
                          connect_timeout_s=5.0, read_timeout_s=read_timeout_s)
     async with make_session(config) as session:
         yield EdcClient(session, config, key)
@@ -90,7 +91,8 @@ VARIANTS = [(ResultStyle.OBSERVED, ChecksumMode.PARAMS),
 @pytest.fixture(params=VARIANTS, ids=[f"{s.value}-{m.value}" for s, m in VARIANTS])
 async def variant(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Emulator, EdcClient]]:
     style, mode = request.param
-    async with running(EmulatorSettings(result_style=style, checksum_mode=mode)) as pair:
+    settings = EmulatorSettings(result_style=style, checksum_mode=EmulatorMode(mode))
+    async with running(settings) as pair:
         yield pair
 
 
@@ -241,13 +243,13 @@ async def test_0330_wrong_key(emulator: Emulator) -> None:
 
 
 async def test_0330_wrong_checksum_mode(emulator: Emulator) -> None:
-    assert emulator.settings.checksum_mode is ChecksumMode.PARAMS
+    assert emulator.settings.checksum_mode is EmulatorMode.PARAMS
     async with connect(emulator, mode=ChecksumMode.JSON) as client:
         await Till(client).refused("0330")
 
 
 async def test_json_mode_end_to_end() -> None:
-    async with running(EmulatorSettings(checksum_mode=ChecksumMode.JSON)) as (_, client):
+    async with running(EmulatorSettings(checksum_mode=EmulatorMode.JSON)) as (_, client):
         till = Till(client, "100", display_info={"Bill": "INV42"}, payment_mode="CARD",
                     auto_accept=True)
         await till.accepted()
@@ -499,7 +501,7 @@ async def test_emulator_down_is_not_sent() -> None:
         pass
     config = PaytmConfig(mid=DEMO_MID, edc_base_url=base_url, connect_timeout_s=5.0)
     async with make_session(config) as session:
-        client = EdcClient(session, config, DEMO_KEY)
+        client = EdcClient(session, config, CLIENT_DEMO_KEY)
         till = Till(client)
         assert isinstance(await till.sale(), NotSent)
         assert isinstance(await till.status(), NotSent)

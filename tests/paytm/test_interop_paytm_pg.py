@@ -29,6 +29,7 @@ from agent.paytm.outcome import Answered
 from agent.paytm.pg import PgClient
 from agent.paytm.pg_models import SendLinkRequest
 from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator
+from devtools.config import CLIENT_DEMO_KEY
 from devtools.paytm import LINK_LIFETIME, POS, paytm_config
 
 DEMO_KEY_TEXT = DEMO_KEY.secret_bytes.decode()
@@ -58,7 +59,7 @@ def sdk(emulator: Emulator) -> Iterator[None]:
 async def paid_link(emulator: Emulator) -> AsyncIterator[str]:
     """An order paid by UPI (sent with our client; the SDK has no Send Payment Request)."""
     async with aiohttp.ClientSession() as session:
-        client = PgClient(session, paytm_config(emulator.base_url), DEMO_KEY)
+        client = PgClient(session, paytm_config(emulator.base_url), CLIENT_DEMO_KEY)
         link = SendLinkRequest(order_id="SDKORDER01", amount_paise="130300", pos_id=POS,
                                phone="9876543210", expiry=now_ist() + LINK_LIFETIME)
         assert isinstance(await client.send_link(link), Answered)

@@ -30,7 +30,8 @@ from agent.paytm.pg_models import (
     RefundStatusAnswer,
     SendLinkRequest,
 )
-from agent.sim.paytm import DEMO_KEY, DEMO_TIDS, Emulator, EmulatorSettings, Fault
+from agent.sim.paytm import DEMO_TIDS, Emulator, EmulatorSettings, Fault
+from devtools.config import CLIENT_DEMO_KEY
 from devtools.paytm import LINK_LIFETIME, POS, paytm_config
 
 PHONE = "9876543210"
@@ -43,7 +44,7 @@ def new_order() -> str:
 
 
 @asynccontextmanager
-async def running(settings: EmulatorSettings | None = None, key: MerchantKey = DEMO_KEY,
+async def running(settings: EmulatorSettings | None = None, key: MerchantKey = CLIENT_DEMO_KEY,
                   **overrides: Any) -> AsyncIterator[tuple[Emulator, PgClient]]:
     emulator = Emulator(settings or EmulatorSettings())
     async with emulator.serve() as base_url, aiohttp.ClientSession() as session:
@@ -269,7 +270,7 @@ async def test_order_id_of_an_edc_sale_is_taken(pair: tuple[Emulator, PgClient])
     emulator, client = pair
     txn = "EDCSALE00000001"
     async with aiohttp.ClientSession() as session:
-        edc = EdcClient(session, paytm_config(emulator.base_url), DEMO_KEY)
+        edc = EdcClient(session, paytm_config(emulator.base_url), CLIENT_DEMO_KEY)
         assert answered(await edc.sale(SaleRequest(tid=DEMO_TIDS[0], txn=txn, amount="100",
                                                    txn_time=now_ist()))).accepted
     answer = await Link(client, order_id=txn).send()
@@ -327,7 +328,7 @@ async def test_emulator_down_is_not_sent() -> None:
     async with emulator.serve() as base_url:
         pass
     async with aiohttp.ClientSession() as session:
-        client = PgClient(session, paytm_config(base_url), DEMO_KEY)
+        client = PgClient(session, paytm_config(base_url), CLIENT_DEMO_KEY)
         assert isinstance(await client.send_link(Link(client).request), NotSent)
 
 
@@ -470,7 +471,7 @@ async def test_edc_sale_refund_via_acquirement_id(pair: tuple[Emulator, PgClient
     emulator, client = pair
     sold = [f"EDCREF{n:04d}" for n in (1, 2)]
     async with aiohttp.ClientSession() as session:
-        edc = EdcClient(session, paytm_config(emulator.base_url), DEMO_KEY)
+        edc = EdcClient(session, paytm_config(emulator.base_url), CLIENT_DEMO_KEY)
         acquirement: dict[str, str] = {}
         for txn in sold:
             txn_time = now_ist()

@@ -33,7 +33,8 @@ from agent.paytm.webhook import (
     parse_json_callback,
     verify_form_callback,
 )
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
+from agent.sim.paytm import DEMO_MID, Emulator, EmulatorSettings
+from devtools.config import CLIENT_DEMO_KEY
 
 KEY_TEXT = "ABCDEFGHIJKLMNOP"
 KEY = MerchantKey(KEY_TEXT.encode())
@@ -248,7 +249,7 @@ class Receiver:
             await self._runner.cleanup()
 
     def callbacks(self) -> list[Callback | InvalidCallback]:
-        return [parse_callback(r.body, r.content_type, DEMO_KEY, DEMO_MID)
+        return [parse_callback(r.body, r.content_type, CLIENT_DEMO_KEY, DEMO_MID)
                 for r in self.received]
 
 
@@ -268,7 +269,7 @@ async def _send(client: PgClient, order_id: str, amount: str = "130300",
 
 async def _client(session: aiohttp.ClientSession, emulator: Emulator) -> PgClient:
     return PgClient(session, PaytmConfig(mid=DEMO_MID, pg_base_url=emulator.base_url),
-                    DEMO_KEY)
+                    CLIENT_DEMO_KEY)
 
 
 async def test_paid_link_is_called_back_once(receiver: Receiver) -> None:

@@ -14,7 +14,8 @@ from agent.paytm.outcome import Answered
 from agent.paytm.pg import PgClient
 from agent.paytm.pg_models import SendLinkRequest
 from agent.paytm.pipeline import mask_phone, mask_phones
-from agent.sim.paytm import DEMO_KEY, DEMO_TIDS, Emulator
+from agent.sim.paytm import DEMO_TIDS, Emulator
+from devtools.config import CLIENT_DEMO_KEY
 from devtools.paytm import LINK_LIFETIME, POS, paytm_config
 
 PHONE = "9876543210"
@@ -34,11 +35,11 @@ async def test_debug_logs_of_both_clients_mask_the_phone(emulator: Emulator,
     caplog.set_level(logging.DEBUG, logger="agent.paytm")
     async with aiohttp.ClientSession() as session:
         cfg = paytm_config(emulator.base_url)
-        pg = PgClient(session, cfg, DEMO_KEY)
+        pg = PgClient(session, cfg, CLIENT_DEMO_KEY)
         link = SendLinkRequest(order_id="MASKED0001", amount_paise="130300", pos_id=POS,
                                phone=PHONE, expiry=now_ist() + LINK_LIFETIME)
         assert isinstance(await pg.send_link(link), Answered)
-        edc = EdcClient(session, cfg, DEMO_KEY)
+        edc = EdcClient(session, cfg, CLIENT_DEMO_KEY)
         assert isinstance(await edc.sale(SaleRequest(tid=DEMO_TIDS[0], txn="MASKED0002",
                                                      amount="100", txn_time=now_ist())),
                           Answered)

@@ -16,8 +16,9 @@ from agent.app import Agent
 from agent.config import HttpConfig
 from agent.logs import RECENT
 from agent.register.messages import Result, Sale
-from agent.sim.paytm import DEMO_KEY, Emulator, EmulatorSettings, demo_bench_tid
+from agent.sim.paytm import Emulator, EmulatorSettings, demo_bench_tid
 from agent.web.server import start_web
+from devtools.config import CLIENT_DEMO_KEY
 from devtools.pty import Pty
 from devtools.stack import agent_config, register_on, serial_only
 from devtools.webstack import PASSWORD, PASSWORD_HASH
@@ -45,7 +46,7 @@ async def make(output: Path) -> None:
             config = dataclasses.replace(
                 config, source="/etc/edc-agent/agent.toml",
                 http=HttpConfig(listen="127.0.0.1:8765", password_hash=PASSWORD_HASH))
-            agent = Agent(config, DEMO_KEY, transport_factory=serial_only)
+            agent = Agent(config, CLIENT_DEMO_KEY, transport_factory=serial_only)
             await agent.start()
             try:
                 async with register_on(one.master) as r1, register_on(two.master) as r2:

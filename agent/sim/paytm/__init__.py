@@ -36,6 +36,7 @@ from agent.sim.paytm.settings import (
     Terminal,
     demo_bench_tid,
 )
+from agent.sim.paytm.signature import SimKey
 from agent.sim.paytm.state import StateError, UnknownError
 from agent.sim.paytm.webhooks import WebhookDelivery
 from agent.sim.paytm.wire import MAX_BODY_BYTES
@@ -63,6 +64,7 @@ __all__ = [
     "RecordedRequest",
     "RefundStatus",
     "ResultStyle",
+    "SimKey",
     "StateError",
     "Terminal",
     "UnknownError",

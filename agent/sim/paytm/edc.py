@@ -18,13 +18,13 @@ from dataclasses import replace
 
 from aiohttp import web
 
-from agent.paytm.checksum import ChecksumMode, MerchantKey, verify, verify_params
-from agent.paytm.jsontext import member_text
 from agent.sim.paytm.clock import Instant
 from agent.sim.paytm.codes import ANSWERS
 from agent.sim.paytm.context import EmulatorContext
+from agent.sim.paytm.jsonraw import member_raw
 from agent.sim.paytm.magic import ACQUIRING_BANK, Behaviour
 from agent.sim.paytm.settings import EmulatorSettings, ResultStyle
+from agent.sim.paytm.signature import ChecksumMode, SimKey, check, check_params
 from agent.sim.paytm.state import EdcState, Sale, StatusKind, StatusView
 from agent.sim.paytm.validation import (
     CODE_INVALID,
@@ -156,17 +156,17 @@ class EdcService:
                                detail=refusal_detail(refusal))
 
     def _check_checksum(self, head: JsonObject, body: JsonObject, text: str,
-                        key: MerchantKey) -> None:
+                        key: SimKey) -> None:
         checksum = head.get("checksum")
         if not isinstance(checksum, str):
             raise Refused(CODE_CHECKSUM, "checksum")
         if self._settings.checksum_mode is ChecksumMode.PARAMS:
             # Reference §2.5: the top-level string fields only; nested objects are not signed.
             signed = {k: v for k, v in body.items() if isinstance(v, str)}
-            valid = verify_params(signed, key, checksum)
+            valid = check_params(signed, key, checksum)
         else:
-            body_text = member_text(text, "body")
-            valid = body_text is not None and verify(body_text, key, checksum)
+            body_text = member_raw(text, "body")
+            valid = body_text is not None and check(body_text, key, checksum)
         if not valid:
             raise Refused(CODE_CHECKSUM, "checksum")
 

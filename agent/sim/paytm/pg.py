@@ -24,10 +24,9 @@ from datetime import datetime
 
 from aiohttp import web
 
-from agent.paytm.checksum import MerchantKey, generate, verify
-from agent.paytm.jsontext import member_text
 from agent.sim.paytm.clock import IST, TIMESTAMP_FORMAT, Instant
 from agent.sim.paytm.context import EmulatorContext
+from agent.sim.paytm.jsonraw import member_raw
 from agent.sim.paytm.money import rupees
 from agent.sim.paytm.pg_state import (
     CODE_BANK_PENDING,
@@ -48,6 +47,7 @@ from agent.sim.paytm.pg_state import (
     RefundStatus,
 )
 from agent.sim.paytm.settings import EmulatorSettings
+from agent.sim.paytm.signature import SimKey, check, sign
 from agent.sim.paytm.webhooks import WebhookSender
 from agent.sim.paytm.wire import (
     COMPACT,
@@ -160,7 +160,7 @@ class _Request:
     head: JsonObject
     body: JsonObject
     mid: str
-    key: MerchantKey
+    key: SimKey
 
 
 class PgService:
@@ -196,7 +196,7 @@ class PgService:
         parsed = Parsed()
         head: JsonObject = {}
         body: JsonObject = {}
-        key: MerchantKey | None = None
+        key: SimKey | None = None
         try:
             text, document = _decode(raw, content_type, invalid)
             parsed = _parsed(document)
@@ -401,14 +401,14 @@ class PgService:
     # ------------------------------------------------------------------
     # Answers
 
-    def _reply(self, api: str, now: Instant, key: MerchantKey | None, head: JsonObject,
+    def _reply(self, api: str, now: Instant, key: SimKey | None, head: JsonObject,
                echo: dict[str, object], code: str, message: str, parsed: Parsed) -> ApiReply:
         body = dict(echo)
         body["resultInfo"] = _info(_failure_word(api, code), code, message)
         return self._signed(now, key, head, body, code, parsed)
 
     @staticmethod
-    def _signed(now: Instant, key: MerchantKey | None, head: JsonObject,
+    def _signed(now: Instant, key: SimKey | None, head: JsonObject,
                 body: Mapping[str, object], code: str, parsed: Parsed) -> ApiReply:
         """Serialise the body once, compactly, and sign exactly that text.
 
@@ -426,7 +426,7 @@ class PgService:
         if isinstance(client_id, str):
             answer_head["clientId"] = client_id
         if key is not None:  # no merchant, no key: the answer goes out unsigned
-            answer_head["signature"] = generate(body_text, key)
+            answer_head["signature"] = sign(body_text, key)
         text = '{"head":' + json.dumps(answer_head, separators=COMPACT) + ',"body":' \
             + body_text + "}"
         return ApiReply(body={"head": answer_head, "body": body}, result_code=code,
@@ -465,12 +465,12 @@ def _echo(api: str, body: JsonObject) -> dict[str, object]:
     return {name: body[name] for name in names if isinstance(body.get(name), str)}
 
 
-def _check_signature(head: JsonObject, text: str, key: MerchantKey) -> None:
+def _check_signature(head: JsonObject, text: str, key: SimKey) -> None:
     signature = head.get("signature")
     if not isinstance(signature, str):
         raise _Invalid(CODE_CHECKSUM, "Invalid checksum: head.signature missing")
-    body_text = member_text(text, "body")
-    if body_text is None or not verify(body_text, key, signature):
+    body_text = member_raw(text, "body")
+    if body_text is None or not check(body_text, key, signature):
         raise _Invalid(CODE_CHECKSUM, "Invalid checksum")
 
 

@@ -20,6 +20,7 @@ from agent.keyfile import load_merchant_key
 from agent.logs import setup_logging
 from agent.sim.paytm.app import Emulator
 from agent.sim.paytm.settings import EmulatorSettings, Merchant, Terminal
+from agent.sim.paytm.signature import ChecksumMode, SimKey
 
 LISTEN_HOST = "127.0.0.1"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -46,13 +47,16 @@ def settings_from_args(args: argparse.Namespace) -> EmulatorSettings:
         return EmulatorSettings(customer_delay_s=delay, webhook_url=args.webhook_url,
                                 wall_clock=wall_clock)
     config = load_config(args.config)
-    key = load_merchant_key(config.paytm.merchant_key_file)
+    # The agent's key file and config, read by the agent's code; from here on the emulator
+    # holds the key and the mode as its own types (signature.py).
+    key = SimKey(load_merchant_key(config.paytm.merchant_key_file).secret_bytes)
     terminals: dict[str, Terminal] = {}
     for lane in config.lanes:
         terminals.setdefault(lane.tid, Terminal(lane.tid))  # two lanes may share a terminal
     merchant = Merchant(mid=config.paytm.mid, key=key, terminals=tuple(terminals.values()))
-    return EmulatorSettings(merchants=(merchant,), checksum_mode=config.paytm.checksum_mode,
-                            customer_delay_s=delay, resend_path=config.paytm.resend_path,
+    mode = ChecksumMode(config.paytm.checksum_mode.value)
+    return EmulatorSettings(merchants=(merchant,), checksum_mode=mode, customer_delay_s=delay,
+                            resend_path=config.paytm.resend_path,
                             webhook_url=args.webhook_url, wall_clock=wall_clock)
 
 

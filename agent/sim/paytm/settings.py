@@ -13,10 +13,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-from agent.paytm.checksum import ChecksumMode, MerchantKey
+from agent.sim.paytm.signature import ChecksumMode, SimKey
 
 DEMO_MID = "TESTMID00000000000001"
-DEMO_KEY = MerchantKey(b"DEMOKEY123456789")
+DEMO_KEY = SimKey(b"DEMOKEY123456789")
 DEMO_TIDS: tuple[str, ...] = ("12345678", "87654321")  # the named active demo terminals
 DEMO_INACTIVE_TID = "99999999"  # configured but inactive: Sale answers 0007
 DEMO_BENCH_TID_FIRST = 70000001
@@ -65,7 +65,7 @@ class Terminal:
 @dataclass(frozen=True, slots=True)
 class Merchant:
     mid: str
-    key: MerchantKey
+    key: SimKey
     terminals: tuple[Terminal, ...] = ()
     # Terminals too many to list (bench lanes): active when the predicate says so.
     also_active: Callable[[str], bool] | None = None
@@ -123,6 +123,9 @@ class EmulatorSettings:
     wall_clock: Callable[[], float] = field(default=time.time)
 
     def __post_init__(self) -> None:
+        # Any string of the mode ("json", or the agent's own enum of the same values) becomes
+        # ours: the services compare with `is`, and a foreign member would never match.
+        object.__setattr__(self, "checksum_mode", ChecksumMode(self.checksum_mode))
         for name in ("customer_delay_s", "terminal_timeout_s", "not_found_window_s",
                      "late_payment_s", "bank_pending_s", "refund_delay_s"):
             value = getattr(self, name)

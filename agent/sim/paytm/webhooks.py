@@ -30,7 +30,6 @@ from urllib.parse import urlencode
 
 import aiohttp
 
-from agent.paytm.checksum import generate, generate_params
 from agent.sim.paytm.clock import Instant, SimClock
 from agent.sim.paytm.money import rupees
 from agent.sim.paytm.pg_state import (
@@ -43,6 +42,7 @@ from agent.sim.paytm.pg_state import (
     pg_time,
 )
 from agent.sim.paytm.settings import EmulatorSettings
+from agent.sim.paytm.signature import sign, sign_params
 from agent.sim.paytm.state import StateError
 from agent.sim.paytm.wire import COMPACT
 
@@ -193,13 +193,13 @@ class WebhookSender:
             # Signed over the genuine body; a tampered copy carries the altered one.
             # Compact, like every PG answer of the emulator (see pg.py).
             head = {"version": "v1",
-                    "signature": generate(json.dumps(_json_body(fields), separators=COMPACT),
+                    "signature": sign(json.dumps(_json_body(fields), separators=COMPACT),
                                           merchant.key)}
             data = ('{"head":' + json.dumps(head, separators=COMPACT) + ',"body":'
                     + json.dumps(_json_body(sent), separators=COMPACT) + "}").encode()
             content_type = JSON_TYPE
         else:
-            checksum = generate_params(fields, merchant.key)
+            checksum = sign_params(fields, merchant.key)
             data = urlencode({**sent, "CHECKSUMHASH": checksum}).encode()
             content_type = FORM_TYPE
         return Outgoing(order_id=fields["ORDERID"], mid=fields["MID"], status=sent["STATUS"],

@@ -13,7 +13,8 @@ from typing import Any
 import aiohttp
 
 from agent.paytm.checksum import ChecksumMode, MerchantKey, generate, generate_params
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings
+from agent.sim.paytm import DEMO_MID, DEMO_TIDS, Emulator, EmulatorSettings
+from devtools.config import CLIENT_DEMO_KEY
 
 TID = DEMO_TIDS[0]
 TID2 = DEMO_TIDS[1]
@@ -72,7 +73,7 @@ class RawPaytm:
     """Builds, signs and posts EDC requests by hand."""
 
     def __init__(self, session: aiohttp.ClientSession, base_url: str,
-                 key: MerchantKey = DEMO_KEY, mode: ChecksumMode = ChecksumMode.PARAMS,
+                 key: MerchantKey = CLIENT_DEMO_KEY, mode: ChecksumMode = ChecksumMode.PARAMS,
                  mid: str = DEMO_MID) -> None:
         self.session = session
         self.base_url = base_url
@@ -143,9 +144,10 @@ class RawPaytm:
 
 
 @asynccontextmanager
-async def running(settings: EmulatorSettings, key: MerchantKey = DEMO_KEY,
+async def running(settings: EmulatorSettings, key: MerchantKey = CLIENT_DEMO_KEY,
                   mid: str = DEMO_MID) -> AsyncIterator[tuple[Emulator, RawPaytm]]:
     """An emulator with these settings and a raw client signing in its checksum mode."""
     emu = Emulator(settings)
     async with emu.serve() as base_url, aiohttp.ClientSession() as session:
-        yield emu, RawPaytm(session, base_url, key, settings.checksum_mode, mid)
+        yield emu, RawPaytm(session, base_url, key, ChecksumMode(settings.checksum_mode.value),
+                            mid)

@@ -16,8 +16,9 @@ import aiohttp
 import pytest
 
 from agent.errors import ConfigError
-from agent.paytm.checksum import ChecksumMode, MerchantKey
+from agent.paytm.checksum import MerchantKey
 from agent.sim.paytm.server import emulator_main, settings_from_args
+from agent.sim.paytm.signature import ChecksumMode as EmulatorMode
 from tests.sim.paytm.raw import RawPaytm
 
 STARTUP_TIMEOUT_S = 20.0  # generous: two cores shared with other test runs
@@ -86,7 +87,7 @@ def test_settings_from_an_agent_config(tmp_path: Path) -> None:
     assert [(t.tid, t.active) for t in merchant.terminals] == [("T0000001", True),
                                                                 ("T0000002", True)]
     assert merchant.configured("12345678") is None
-    assert settings.checksum_mode is ChecksumMode.JSON
+    assert settings.checksum_mode is EmulatorMode.JSON
     assert settings.customer_delay_s == 2.5
 
 

@@ -21,6 +21,8 @@ from agent.sim.paytm import (
     UnknownError,
     demo_bench_tid,
 )
+from agent.sim.paytm.signature import ChecksumMode as EmulatorMode
+from agent.sim.paytm.signature import SimKey
 from tests.sim.paytm.raw import STAMP, TID, TID2, Answer, RawPaytm, running
 
 TIMESTAMP_RE = re.compile(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}")
@@ -110,7 +112,7 @@ async def test_params_mode_leaves_nested_objects_unsigned(paytm: RawPaytm) -> No
 
 
 async def test_json_mode_signs_the_exact_body_text() -> None:
-    async with running(EmulatorSettings(checksum_mode=ChecksumMode.JSON)) as (_, paytm):
+    async with running(EmulatorSettings(checksum_mode=EmulatorMode.JSON)) as (_, paytm):
         body = paytm.sale_body("ORDER0001", merchantExtendedInfo={"paymentMode": "ALL"})
         assert (await paytm.post("sale", body)).code == "0009"
         tampered = paytm.sale_body("ORDER0002", merchantExtendedInfo={"paymentMode": "QR"})
@@ -124,7 +126,7 @@ async def test_json_mode_signs_the_exact_body_text() -> None:
 
 
 async def test_json_mode_verifies_the_body_as_received_not_reserialised() -> None:
-    async with running(EmulatorSettings(checksum_mode=ChecksumMode.JSON)) as (_, paytm):
+    async with running(EmulatorSettings(checksum_mode=EmulatorMode.JSON)) as (_, paytm):
         # Odd spacing on purpose: a re-serialised copy would not match this text.
         body_text = ('{ "paytmMid":"' + DEMO_MID + '",  "paytmTid":"' + TID
                      + '","transactionDateTime":"' + STAMP
@@ -286,7 +288,7 @@ async def test_inactive_terminal_is_0007(emulator: Emulator, paytm: RawPaytm) ->
 
 async def test_merchant_of_settings_with_its_own_key_and_terminals() -> None:
     key = MerchantKey(b"ABCDEFGHIJKLMNOP")
-    merchant = Merchant("SHOPMID0001", key, (Terminal("T0000001"),))
+    merchant = Merchant("SHOPMID0001", SimKey(key.secret_bytes), (Terminal("T0000001"),))
     async with running(EmulatorSettings(merchants=(merchant,)), key=key,
                        mid="SHOPMID0001") as (_, paytm):
         assert (await paytm.sale("ORDER0001", tid="T0000001")).code == "0009"

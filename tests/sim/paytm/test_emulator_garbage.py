@@ -10,10 +10,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from agent.paytm.checksum import generate_params
-from agent.sim.paytm import DEMO_KEY, DEMO_MID, Emulator, EmulatorSettings
+from agent.sim.paytm import DEMO_MID, Emulator, EmulatorSettings
 from agent.sim.paytm.clock import Instant
 from agent.sim.paytm.edc import EdcService
 from agent.sim.paytm.state import EdcState
+from devtools.config import CLIENT_DEMO_KEY
 from tests.sim.paytm.raw import STAMP, TID, RawPaytm
 
 SYSTEM_ERROR = "0012"  # what the emulator answers if one of its own checks crashed
@@ -124,7 +125,7 @@ def test_signed_requests_with_any_field_values_get_a_paytm_answer(
     body.update(changes)
     strings = {k: v for k, v in body.items() if isinstance(v, str)}
     head = {"requestTimeStamp": STAMP, "channelId": "EDC",
-            "checksum": generate_params(strings, DEMO_KEY)}
+            "checksum": generate_params(strings, CLIENT_DEMO_KEY)}
     _assert_sane(api, json.dumps({"head": head, "body": body}).encode())
 
 

@@ -21,6 +21,7 @@ from agent.sim.paytm.clock import Instant
 from agent.sim.paytm.pg import PgService, pg_paths
 from agent.sim.paytm.pg_state import PgState
 from agent.sim.paytm.state import EdcState
+from devtools.config import CLIENT_DEMO_KEY
 
 DEMO_KEY_TEXT = DEMO_KEY.secret_bytes.decode()
 PATHS = pg_paths()
@@ -41,7 +42,7 @@ HEAD = {"clientId": "C11", "version": "v1", "requestTimestamp": "1704083400",
 
 
 def document(body: Mapping[str, object], head: Mapping[str, object] | None = None,
-             key: MerchantKey = DEMO_KEY, sign_text: str | None = None) -> str:
+             key: MerchantKey = CLIENT_DEMO_KEY, sign_text: str | None = None) -> str:
     body_text = json.dumps(body)
     full_head: dict[str, object] = {**HEAD, "signature": generate(sign_text or body_text, key)}
     if head is not None:
@@ -112,10 +113,10 @@ async def test_send_is_accepted_and_every_answer_is_signed(emulator: Emulator,
 
 
 @pytest.mark.parametrize(("head", "sign_text", "key"), [
-    ({"signature": None}, None, DEMO_KEY),
-    ({"signature": 42}, None, DEMO_KEY),
-    ({"signature": "x" * 108}, None, DEMO_KEY),
-    (None, json.dumps(send_body(amount="1.00")), DEMO_KEY),  # tampered after signing
+    ({"signature": None}, None, CLIENT_DEMO_KEY),
+    ({"signature": 42}, None, CLIENT_DEMO_KEY),
+    ({"signature": "x" * 108}, None, CLIENT_DEMO_KEY),
+    (None, json.dumps(send_body(amount="1.00")), CLIENT_DEMO_KEY),  # tampered after signing
     (None, None, MerchantKey(b"WRONGKEY12345678")),
 ])
 async def test_bad_signatures_are_330_unsigned(emulator: Emulator, raw: RawPg,
@@ -131,12 +132,12 @@ async def test_bad_signatures_are_330_unsigned(emulator: Emulator, raw: RawPg,
 async def test_signature_covers_the_exact_text(raw: RawPg) -> None:
     body = send_body()
     compact = json.dumps(body, separators=(",", ":"))
-    text = '{"head":' + json.dumps({**HEAD, "signature": generate(compact, DEMO_KEY)}) \
+    text = '{"head":' + json.dumps({**HEAD, "signature": generate(compact, CLIENT_DEMO_KEY)}) \
         + ',"body":' + compact + "}"
     assert (await raw.post_raw("send_link", text)).code == "0000"
     # The same document signed over a re-serialised (spaced) copy fails.
     text = '{"head":' + json.dumps({**HEAD, "signature": generate(json.dumps(body),
-                                                                  DEMO_KEY)}) \
+                                                                  CLIENT_DEMO_KEY)}) \
         + ',"body":' + compact.replace("RAW00001", "RAW00002") + "}"
     assert (await raw.post_raw("send_link", text)).code == "330"
 
@@ -298,7 +299,7 @@ def test_signed_random_requests_never_crash_the_service(api: str, body: dict[str
     settings_ = EmulatorSettings()
     service = PgService(settings_, PgState(settings_, EdcState(settings_)))
     body_text = json.dumps(body)
-    full_head = {**head, "signature": generate(body_text, DEMO_KEY) if sign else "x"}
+    full_head = {**head, "signature": generate(body_text, CLIENT_DEMO_KEY) if sign else "x"}
     text = '{"head": ' + json.dumps(full_head) + ', "body": ' + body_text + "}"
     reply = service.handle(api, text.encode(), "application/json", NOW)
     assert reply.status == 200 and reply.text is not None
