@@ -43,6 +43,7 @@ from agent.link.codec import (
 )
 from agent.link.layer import ACK_DEADLINE_S, Link
 from agent.link.timings import LinkTimings
+from devtools.pty import open_pty
 from drivers.base import TransportState
 from drivers.serial_port import SerialTransport
 from drivers.url import SerialSpec
@@ -154,8 +155,7 @@ def _read_exactly(fd: int, n: int, timeout_s: float) -> bytes:
 
 def pty_round_trips(n: int, version: int = 1) -> dict[str, Any]:
     """The agent's link runs protocol=auto (the default), so it answers each version."""
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
+    master, slave, path = open_pty(raw=False)
     ready_r, ready_w = os.pipe()
     stop_r, stop_w = os.pipe()
     ctx = multiprocessing.get_context("fork")

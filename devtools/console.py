@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from devtools.process import ROOT
+from devtools.pty import open_pty
 
 SCREEN_TIMEOUT_S = 20.0  # a console that never shows the text fails the test, not the suite
 EXIT_TIMEOUT_S = 20.0
@@ -78,7 +79,7 @@ class Terminal:
 
 @contextlib.asynccontextmanager
 async def console(url: str, home: Path, *args: str) -> AsyncIterator[Terminal]:
-    master, slave = os.openpty()
+    master, slave, _ = open_pty(raw=False)  # a terminal: readline needs it cooked
     env = {**os.environ, "PYTHONIOENCODING": "utf-8", "HOME": str(home), "TERM": "xterm",
            "INPUTRC": "/dev/null"}
     proc = await asyncio.create_subprocess_exec(

@@ -11,12 +11,16 @@ import os
 import tty
 
 
-def open_pty() -> tuple[int, int, str]:
-    """A pty pair in raw mode: (master fd, slave fd, slave path)."""
+def open_pty(*, raw: bool = True) -> tuple[int, int, str]:
+    """A pty pair: (master fd, slave fd, slave path).
+
+    Raw by default: a cooked pty would echo the register's bytes back to it, and translate
+    newlines, until the agent's serial driver opens (and configures) the slave. `raw=False`
+    leaves it as the kernel makes it: for a terminal (readline), or to prove that the
+    serial driver itself puts the line in raw mode."""
     master, slave = os.openpty()
-    # Raw from the start: a cooked pty would echo the register's bytes back to it, and
-    # translate newlines, until the agent's serial driver opens (and configures) the slave.
-    tty.setraw(slave)
+    if raw:
+        tty.setraw(slave)
     return master, slave, os.ttyname(slave)
 
 

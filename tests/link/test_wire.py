@@ -29,6 +29,7 @@ from agent.errors import UndeliveredError
 from agent.link.codec import ACK, ENQ, NAK, encode_frame, lrc
 from agent.link.layer import ACK_DEADLINE_S, Link
 from agent.link.timings import LinkTimings
+from devtools.pty import open_pty
 from drivers.base import Backoff, Transport, TransportState
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
@@ -59,8 +60,7 @@ async def until_up(*transports: Transport) -> None:
 
 @asynccontextmanager
 async def pty_wire() -> AsyncIterator[Wire]:
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
+    master, slave, path = open_pty(raw=False)
     agent = SerialTransport(SerialSpec(path=path, baudrate=115200))
     register = FdTransport(master, f"pty-master:{path}")
     try:

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from agent.journal import Journal, Kind, TxnState
+from devtools.pty import open_pty
 
 REPO = Path(__file__).resolve().parents[2]
 WAIT_S = 20.0  # start-up safety net (imports on two shared cores); normally ~1 s
@@ -92,8 +93,7 @@ def unused_port() -> Iterator[int]:
 
 @pytest.fixture
 def daemon(tmp_path: Path, unused_port: int) -> Iterator[Daemon]:
-    master, slave = os.openpty()
-    slave_path = os.ttyname(slave)
+    master, slave, slave_path = open_pty(raw=False)
     os.close(slave)  # the agent opens the slave itself, by path, like /dev/ttyUSB0
     journal_path = tmp_path / "state" / "journal.db"
     asyncio.run(_prepare_journal(journal_path))

@@ -40,6 +40,7 @@ from agent.register.messages import (
     Status,
     Void,
 )
+from devtools.pty import open_pty
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.tcp import TcpServerTransport
@@ -178,10 +179,10 @@ async def fake_agent_on_pty(
     protocol: LinkProtocol = LinkProtocol.AUTO,
 ) -> AsyncIterator[tuple[FakeAgent, str]]:
     """A fake agent on a pty master; yields it and the slave's path for the register."""
-    master, slave = os.openpty()
+    master, slave, slave_path = open_pty(raw=False)
     try:
         async with _serving(FdTransport(master, "pty-master"), timings, protocol) as agent:
-            yield agent, os.ttyname(slave)
+            yield agent, slave_path
     finally:
         os.close(slave)
 

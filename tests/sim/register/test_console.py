@@ -33,6 +33,7 @@ from agent.sim.register.console import (
     run_console,
     wait_connected,
 )
+from devtools.pty import open_pty
 from drivers.base import Transport
 from drivers.fd import FdTransport
 from drivers.serial_port import SerialTransport
@@ -195,8 +196,7 @@ async def test_hex_shows_the_frames() -> None:
 
 async def test_undelivered_frame_exits_1_with_a_clear_message() -> None:
     # A pty whose master is read by nobody that answers: no ACK ever comes.
-    master, slave = os.openpty()
-    path = os.ttyname(slave)
+    master, slave, path = open_pty(raw=False)
     silent = FdTransport(master, "silent-master")
     await silent.open()
     try:
