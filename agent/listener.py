@@ -45,6 +45,15 @@ REFUSED_LOG_S = 60.0
 
 
 @dataclass(frozen=True, slots=True)
+class ListenerTimeouts:
+    """How long a connection may take over its request: the protocol defaults above. A
+    test shortens them to watch a slow client being cut off without waiting 10 s."""
+
+    header_s: float = HEADER_TIMEOUT_S
+    body_s: float = BODY_TIMEOUT_S
+
+
+@dataclass(frozen=True, slots=True)
 class FdBudget:
     limit: int  # the soft RLIMIT_NOFILE after raising it
     reserved: int  # kept for lanes, the journal and Paytm

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.journal import FINAL_STATES, Kind
-from agent.listener import BODY_TIMEOUT_S, HEADER_TIMEOUT_S, WEBHOOK_CONNECTIONS_MAX, GuardedSite
+from agent.listener import WEBHOOK_CONNECTIONS_MAX, GuardedSite, ListenerTimeouts
 from agent.net import split_host_port
 from agent.paytm.checksum import MerchantKey
 from agent.paytm.webhook import InvalidCallback, parse_callback
@@ -34,9 +34,11 @@ SEEN_MAX = 10_000  # (order, status) pairs remembered for idempotency
 
 class WebhookServer:
     def __init__(self, engine: Engine, key: MerchantKey, listen: str, path: str,
-                 *, cap: int = WEBHOOK_CONNECTIONS_MAX) -> None:
+                 *, cap: int = WEBHOOK_CONNECTIONS_MAX,
+                 timeouts: ListenerTimeouts = ListenerTimeouts()) -> None:  # noqa: B008
         self._engine = engine
         self._cap = cap
+        self._timeouts = timeouts
         self._key = key
         self._listen = listen
         self._path = path
@@ -54,7 +56,8 @@ class WebhookServer:
     async def start(self) -> None:
         host, port = split_host_port(self._listen)
         self._runner = web.AppRunner(self.app(), access_log=None, handle_signals=False,
-                                     keepalive_timeout=HEADER_TIMEOUT_S)
+                                     keepalive_timeout=self._timeouts.header_s,
+                                     lingering_time=0)  # as the page (agent/web/server.py)
         await self._runner.setup()
         site = GuardedSite(self._runner, host, port, cap=self._cap, name="webhook listener")
         await site.start()
@@ -70,7 +73,7 @@ class WebhookServer:
     async def _handle(self, request: web.Request) -> web.Response:
         self.received += 1
         try:
-            async with asyncio.timeout(BODY_TIMEOUT_S):
+            async with asyncio.timeout(self._timeouts.body_s):
                 body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             self.refused += 1

@@ -87,13 +87,14 @@ OPEN_PATHS = frozenset({"/login", "/healthz", "/favicon.ico"})  # reachable with
 
 
 def build_app(agent: AgentView, *, recent: RecentLines = RECENT,
-              redact_bodies: bool = True) -> web.Application:
+              redact_bodies: bool = True,
+              body_timeout_s: float = BODY_TIMEOUT_S) -> web.Application:
     """The technician page for `agent`. `redact_bodies=False` exists for the test that
     proves the pages never contain a secret in the first place."""
     agent_metrics = AgentMetrics(agent)
     hub = EventHub(agent.journal)
     ctx = WebContext(agent=agent, recent=recent, metrics=agent_metrics, hub=hub,
-                     calls=CallWatch(agent_metrics, hub))
+                     calls=CallWatch(agent_metrics, hub), body_timeout_s=body_timeout_s)
     middlewares: list[Middleware] = []
     if redact_bodies:
         middlewares.append(_redact_middleware(ctx))
@@ -271,7 +272,7 @@ async def _guard(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise BadInput(f"Request body too large (at most {MAX_BODY_BYTES} bytes).", 413)
     if request.can_read_body:
         try:  # read (and cache) the whole body now, against the clock
-            async with asyncio.timeout(BODY_TIMEOUT_S):
+            async with asyncio.timeout(ctx.body_timeout_s):
                 await request.read()
         except TimeoutError:
             raise BadInput("The request body did not arrive in time.", 408) from None

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from agent.listener import BODY_TIMEOUT_S
 from agent.logs import RecentLines
 from agent.net import is_loopback_host, split_host_port
 from agent.passwords import verify_password
@@ -87,6 +88,7 @@ class WebContext:
     unsubscribe: Callable[[], None] | None = None  # the metrics' journal listener
     reader: PageReader | None = None  # the page's own journal connection (searches)
     hosts: HostRule | None = None  # the Host/Origin rule; built from http.* on first use
+    body_timeout_s: float = BODY_TIMEOUT_S  # a request body must arrive within this
 
     @property
     def host_rule(self) -> HostRule:

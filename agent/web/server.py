@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.errors import AgentError
-from agent.listener import HEADER_TIMEOUT_S, GuardedSite
+from agent.listener import GuardedSite, ListenerTimeouts
 from agent.logs import RECENT, RecentLines
 from agent.net import split_host_port
 from agent.web.app import build_app
@@ -49,18 +49,21 @@ class WebServer:
 
 
 async def start_web(agent: AgentView, *, listen: str | None = None,
-                    recent: RecentLines = RECENT) -> WebServer:
+                    recent: RecentLines = RECENT,
+                    timeouts: ListenerTimeouts = ListenerTimeouts()) -> WebServer:  # noqa: B008  (frozen)
     address = listen if listen is not None else agent.config.http.listen
     try:
         host, port = split_host_port(address)
     except ValueError as exc:
         raise WebStartError(f"http.listen: {exc}") from None
-    app = build_app(agent, recent=recent)
+    app = build_app(agent, recent=recent, body_timeout_s=timeouts.body_s)
     # keepalive_timeout is armed when a connection opens: one that never completes its
-    # headers (half-open, slowloris) is closed after HEADER_TIMEOUT_S.
+    # headers (half-open, slowloris) is closed after `timeouts.header_s`. No lingering: a
+    # body refused unread (413, 408) closes the connection at once, where aiohttp would
+    # go on reading it for 10 s more — a slow client's fd held twice as long.
     runner = web.AppRunner(app, handle_signals=False, access_log=None,
                            shutdown_timeout=SHUTDOWN_TIMEOUT_S,
-                           keepalive_timeout=HEADER_TIMEOUT_S)
+                           keepalive_timeout=timeouts.header_s, lingering_time=0)
     await runner.setup()
     try:
         site = GuardedSite(runner, host, port, cap=agent.budget().web,
