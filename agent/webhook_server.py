@@ -18,10 +18,11 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.journal import FINAL_STATES, Kind
-from agent.listener import WEBHOOK_CONNECTIONS_MAX, GuardedSite, ListenerTimeouts
+from agent.listener import WEBHOOK_CONNECTIONS_MAX, ListenerTimeouts
 from agent.net import split_host_port
 from agent.paytm.checksum import MerchantKey
 from agent.paytm.webhook import InvalidCallback, parse_callback
+from agent.site import GuardedSite
 
 if TYPE_CHECKING:
     from agent.engine.engine import Engine

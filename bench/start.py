@@ -55,7 +55,11 @@ from devtools.emulator import emulator
 from devtools.process import AgentProcess, child_env
 from devtools.procfs import loadavg
 
-TARGET_S = 1.0
+TARGET_S = 0.5  # issue "Money core v2": start → READY, 64 lanes, 100,000 transactions
+# What `edc-agent run` imports before READY, and what it imports on a thread after it
+# (agent/app.py `_import_after_ready`: the page, aiohttp's server half, pycryptodome).
+BEFORE_READY = "import agent.app, drivers.factory"
+AFTER_READY = f"{BEFORE_READY}, agent.web.server, Crypto.Cipher.AES"
 
 
 async def time_to_ready(journal: Path | None, lanes: int, repeats: int, tmp: Path,
@@ -101,17 +105,18 @@ async def time_to_ready(journal: Path | None, lanes: int, repeats: int, tmp: Pat
 
 
 def import_time(repeats: int) -> dict[str, float]:
-    """The interpreter alone, and with everything `edc-agent run` imports."""
+    """The interpreter alone, and with what `edc-agent run` imports before and after READY."""
     out: dict[str, float] = {}
-    imports = "import agent.app, agent.web.server, drivers.factory"
     env = child_env()
-    subprocess.run([sys.executable, "-c", imports], cwd=ROOT, check=True, env=env)  # bytecode
+    subprocess.run([sys.executable, "-c", AFTER_READY], cwd=ROOT, check=True,
+                   env=env)  # bytecode
     code = {"python -c pass": "pass",
-            "python + the agent's imports": imports,
+            "python + the agent's imports before READY": BEFORE_READY,
+            "… and those after READY (the page, pycryptodome)": AFTER_READY,
             # pycryptodome takes cffi when it is installed (here: for `cryptography`) and
             # parses C declarations at import; the project's own venv has no cffi.
             "the same, pycryptodome on ctypes (no cffi)":
-                f"import sys; sys.modules['cffi'] = None; {imports}"}
+                f"import sys; sys.modules['cffi'] = None; {AFTER_READY}"}
     for label, text in code.items():
         samples = []
         for _ in range(repeats):
@@ -137,9 +142,9 @@ _GROUPS = {
 
 
 def import_breakdown() -> dict[str, float]:
-    """`python -X importtime`: self time of every module, summed by where it comes from."""
-    imports = "import agent.app, agent.web.server, drivers.factory"
-    done = subprocess.run([sys.executable, "-X", "importtime", "-c", imports], cwd=ROOT,
+    """`python -X importtime` of what comes before READY: self time of every module, summed
+    by where it comes from."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-c", BEFORE_READY], cwd=ROOT,
                           check=True, capture_output=True, text=True, env=child_env())
     out: dict[str, float] = {}
     for line in done.stderr.splitlines():
@@ -200,9 +205,9 @@ async def main_async(args: argparse.Namespace) -> int:
     print()
     print(table(["start → READY=1", "min s", "median s", "max s"], rows))
     print()
-    print(table(["imports of `edc-agent run` (-X importtime, self)", "s"],
+    print(table(["imports of `edc-agent run` before READY (-X importtime, self)", "s"],
                 [[k, v] for k, v in breakdown.items()]))
-    met = bool(float(str(full["median_s"])) < TARGET_S)
+    met = bool(float(str(full["median_s"])) <= TARGET_S)
     print(f"\ntarget: READY within {TARGET_S:g} s with {args.lanes} lanes and "
           f"{states['total']:,} transactions (median of {args.repeats}) → "
           f"{'met' if met else 'MISSED'}")

@@ -23,9 +23,7 @@ import random
 import threading
 from collections.abc import Mapping
 from enum import StrEnum
-from typing import TypeVar, cast
-
-from Crypto.Cipher import AES
+from typing import Any, TypeVar, cast
 
 from agent.errors import SecretError
 
@@ -58,10 +56,18 @@ class ChecksumMode(StrEnum):
     JSON = "json"
 
 
+def load_aes() -> Any:
+    """pycryptodome's AES module, imported on first use (the daemon warms it in a thread
+    once it is READY: agent/app.py)."""
+    from Crypto.Cipher import AES
+
+    return AES
+
+
 class MerchantKey:
     """The merchant key. Its repr and str never show the key itself."""
 
-    __slots__ = ("_cbc", "_ecb", "_key", "_lock", "_mask")
+    __slots__ = ("_ciphers", "_key", "_lock", "_mask")
 
     def __init__(self, key: bytes) -> None:
         if len(key) != KEY_LENGTH:
@@ -70,17 +76,28 @@ class MerchantKey:
             )
         self._key = key
         # Building an AES cipher (key schedule and mode set-up) costs more than the rest of
-        # a checksum together, so each key keeps two for its lifetime:
+        # a checksum together, so each key keeps two for its lifetime, made on first use
+        # (pycryptodome's import is 40 ms of the agent's start, and READY does not need it):
         # - ECB is stateless; CBC decryption is ECB decryption XOR the previous ciphertext
         #   block (the IV for the first), so verification needs nothing else.
         # - CBC encryption is chained and a CBC object carries its last ciphertext block
         #   into the next call as the IV. `_mask` = IV XOR that block: XOR-ing it into the
         #   first plaintext block makes the object encrypt exactly as a fresh
         #   AES.new(key, CBC, IV) would. The lock keeps block and mask in step across threads.
-        self._ecb = AES.new(key, AES.MODE_ECB)
-        self._cbc = AES.new(key, AES.MODE_CBC, iv=IV)
-        self._mask = 0  # the object starts with IV itself: IV XOR IV
+        self._ciphers: tuple[Any, Any] | None = None  # (ECB, CBC)
+        self._mask = 0  # the CBC object starts with IV itself: IV XOR IV
         self._lock = threading.Lock()
+
+    def _aes(self) -> tuple[Any, Any]:
+        ciphers = self._ciphers
+        if ciphers is None:
+            with self._lock:
+                if self._ciphers is None:
+                    aes = load_aes()
+                    self._ciphers = (aes.new(self._key, aes.MODE_ECB),
+                                     aes.new(self._key, aes.MODE_CBC, iv=IV))
+                ciphers = self._ciphers
+        return ciphers
 
     @classmethod
     def from_text(cls, text: str) -> MerchantKey:
@@ -97,15 +114,16 @@ class MerchantKey:
         return self._key
 
     def _encrypt_cbc(self, padded: bytes) -> bytes:
+        cbc = self._aes()[1]
         with self._lock:
             first = (int.from_bytes(padded[:_BLOCK], "big") ^ self._mask).to_bytes(_BLOCK, "big")
-            out: bytes = self._cbc.encrypt(first + padded[_BLOCK:])
+            out: bytes = cbc.encrypt(first + padded[_BLOCK:])
             self._mask = _IV_INT ^ int.from_bytes(out[-_BLOCK:], "big")
         return out
 
     def _decrypt_cbc(self, raw: bytes) -> bytes:
         chained = IV + raw[:-_BLOCK]
-        blocks: bytes = self._ecb.decrypt(raw)
+        blocks: bytes = self._aes()[0].decrypt(raw)
         return (int.from_bytes(blocks, "big") ^ int.from_bytes(chained, "big")).to_bytes(
             len(raw), "big")
 

@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from agent.errors import AgentError
-from agent.listener import GuardedSite, ListenerTimeouts
+from agent.listener import ListenerTimeouts
 from agent.logs import RECENT, RecentLines
 from agent.net import split_host_port
+from agent.site import GuardedSite
 from agent.web.app import build_app
 
 if TYPE_CHECKING:
