@@ -351,14 +351,14 @@ def _keys_of(path: Path, month: str) -> list[tuple[str, str, str, str, str, str]
 
 def _key(db: sqlite3.Connection, keys: list[tuple[str, str, str, str, str, str]],
          month: str | None) -> int:
-    before = db.total_changes
-    # A key never replaces one written since (the newer word on that txn), nor stands for
-    # a row still in the journal (a line archived while the row changed and stayed).
-    db.executemany(
-        "INSERT OR IGNORE INTO archived_txns (kind, txn, month, state, amount, tid) "
-        "SELECT ?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM txns WHERE kind=? AND txn=?)",
-        [(*key, key[0], key[1]) for key in keys])
-    written = db.total_changes - before
+    written = 0
+    for key in keys:
+        # A key never replaces one written since (the newer word on that txn), nor stands
+        # for a row still in the journal (a line archived while the row changed and stayed).
+        written += db.execute(
+            "INSERT OR IGNORE INTO archived_txns (kind, txn, month, state, amount, tid) "
+            "SELECT ?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM txns WHERE kind=? AND txn=?)",
+            (*key, key[0], key[1])).rowcount
     if month is not None:
         db.execute("UPDATE archives SET keyed=1 WHERE month=?", (month,))
     return written
