@@ -30,7 +30,14 @@ from agent.config import Config, load_config
 from agent.engine.engine import CloudHealth, Engine
 from agent.engine.sweep import Sweeper
 from agent.errors import AgentError, ConfigError
-from agent.journal import Journal, JournalCorruptError, RetentionReport, TxnState, run_retention
+from agent.journal import (
+    Journal,
+    JournalCorruptError,
+    RetentionReport,
+    TxnState,
+    key_archives,
+    run_retention,
+)
 from agent.keyfile import load_merchant_key
 from agent.link.spec import LinkSpec
 from agent.listener import FdBudget, fd_budget, quiet_accept_errors
@@ -145,6 +152,13 @@ class Agent:
                 lane.name, lane.link.timings.frame_gap_s).observe
             self.engine.attach(lane)
             self.lanes.append(lane)
+        # Before any lane reads: months archived before schema 6 get their keys (a thread
+        # reads the files), so a register repeating one of their sales is never sold to.
+        try:
+            await key_archives(self.journal)
+        except (OSError, sqlite3.Error, AgentError) as exc:
+            log.error("journal: archived months could not be keyed (retried at the next "
+                      "retention run): %s", exc)
         # Recovery before any lane reads: unfinished sales hold their terminals again and
         # undelivered results are queued first.
         await self.engine.recover()

@@ -14,7 +14,7 @@ from typing import Protocol
 from agent.engine import polling
 from agent.engine.flow import Flow, FlowParts
 from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Refusal, amount_warning
-from agent.engine.reporter import LanePort
+from agent.engine.reporter import ARCHIVED, LanePort
 from agent.engine.results import (
     NOT_RECEIVED_CODE,
     NOT_RECEIVED_MESSAGE,
@@ -44,6 +44,8 @@ from agent.register.messages import Error, ErrorCode, Sale, State, Status, Void
 log = logging.getLogger(__name__)
 
 EdcOutcome = Answered[RequestAnswer] | NotSent | Unknown
+OTHER_KIND = "Transaction id already used for another kind"
+SALE_MISMATCH = "Transaction id already used with another amount or terminal"
 StatusOutcome = Answered[StatusAnswer] | NotSent | Unknown
 
 
@@ -75,19 +77,22 @@ class EdcFlows(Flow):
                 or self._ledger.opening(Kind.PAYLINK, req.txn) is not None:
             # Sales and payment-link orders share Paytm's order-id space (unique per MID).
             await self._reporter.refuse(lane, req.id, "sale", req.txn, Refusal(
-                ErrorCode.DUPLICATE_TXN, "Transaction id already used for another kind",
-                req.txn))
+                ErrorCode.DUPLICATE_TXN, OTHER_KIND, req.txn))
             return
         existing = self._journal.find(Kind.SALE, req.txn)
         if existing is not None:
             if existing.amount != req.amount or existing.tid != tid:
                 await self._reporter.refuse(lane, req.id, "sale", req.txn, Refusal(
-                    ErrorCode.DUPLICATE_TXN,
-                    "Transaction id already used with another amount or terminal", req.txn))
+                    ErrorCode.DUPLICATE_TXN, SALE_MISMATCH, req.txn))
                 return
             if not existing.not_sent:
                 await self._reporter.replay(lane, req.id, existing)
                 return
+        elif await self._repeat_of_archived(
+                lane, req.id, Kind.SALE, req.txn, other=Kind.PAYLINK,
+                other_message=OTHER_KIND, mismatch=SALE_MISMATCH,
+                same=lambda key: key.amount == req.amount and key.tid == tid):
+            return  # retention moved it out: answered from its archive, never sold again
         display, display_warnings = display_info(dict(req.display or ()), lane.config.display)
         printed, print_warnings = print_info(dict(req.print or ()), lane.config.print)
         now = self._now()
@@ -135,6 +140,11 @@ class EdcFlows(Flow):
             if self._journal.find(Kind.PAYLINK, req.txn) is not None:
                 refusal = Refusal(ErrorCode.NOT_ALLOWED,
                                   "Payment links cannot be voided; use refund", req.txn)
+            elif self._journal.find_archived(Kind.SALE, req.txn) is not None \
+                    or self._journal.find_archived(Kind.PAYLINK, req.txn) is not None:
+                # No money moves on an archived original: its void and refunds left with it.
+                refusal = Refusal(ErrorCode.NOT_FOUND, f"Sale {ARCHIVED}: cannot void",
+                                  req.txn)
             else:
                 refusal = Refusal(ErrorCode.NOT_FOUND, "No sale with this id", req.txn)
             await self._reporter.refuse(lane, req.id, "void", req.txn, refusal)

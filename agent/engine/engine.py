@@ -291,8 +291,14 @@ class Engine:
     async def _status(self, lane: LanePort, req: Status) -> None:
         kind = Kind(req.kind)
         record = self.journal.find(kind, req.txn)
+        if record is None:
+            archived = self.journal.find_archived(kind, req.txn)
+            if archived is not None:  # retention moved it out: its archived result
+                await self.reporter.replay_archived(lane, req.id, archived, status=True)
+                return
         if record is None and kind is Kind.SALE \
                 and self.journal.find(Kind.PAYLINK, req.txn) is None \
+                and self.journal.find_archived(Kind.PAYLINK, req.txn) is None \
                 and await self._edc.discover(lane, req):
             return
         if record is None:

@@ -12,10 +12,11 @@ from typing import TypeVar
 
 from agent.config import Config
 from agent.engine.clock import NotFoundRuns
-from agent.engine.ledger import Ledger
+from agent.engine.ledger import Ledger, Refusal
 from agent.engine.reporter import LanePort, Reporter
-from agent.journal import Journal, TxnRecord
+from agent.journal import ArchivedTxn, Journal, Kind, TxnRecord
 from agent.paytm.outcome import Answered, NotSent, Unknown
+from agent.register.messages import ErrorCode
 
 log = logging.getLogger(__name__)
 
@@ -76,3 +77,35 @@ class Flow:
                           record.kind.value, record.txn, extra={"lane": lane.name})
             await self._reporter.follow_unknown(lane, request_id, record,
                                                 f"agent error after sending: {exc!r}"[:200])
+
+    async def _repeat_of_archived(
+        self, lane: LanePort, request_id: str, kind: Kind, txn: str, *, other: Kind,
+        other_message: str, mismatch: str, same: Callable[[ArchivedTxn], bool],
+        same_request: Callable[[TxnRecord], bool] | None = None,
+    ) -> bool:
+        """The repeat check (§5.2) for a txn retention moved out, after the journal's own
+        rows knew nothing of it: its key says it was (kind, txn) once, so it is never sent
+        again. Used by the other kind → DUPLICATE_TXN; another amount or terminal (`same`,
+        from the key; `same_request`, from the archived row) → DUPLICATE_TXN; the same →
+        the stored result, from the archive. True when the request was answered.
+
+        Called with no `await` between the journal's `find` and here, and none from here
+        to the claim when it answers False: the key and the row change places in one
+        commit, so the two reads together always see the txn if it exists."""
+        if self._journal.find_archived(other, txn) is not None:
+            await self._reporter.refuse(lane, request_id, kind.value, txn, Refusal(
+                ErrorCode.DUPLICATE_TXN, other_message, txn))
+            return True
+        archived = self._journal.find_archived(kind, txn)
+        if archived is None:
+            return False
+        duplicate = Refusal(ErrorCode.DUPLICATE_TXN, mismatch, txn)
+        if not same(archived):
+            await self._reporter.refuse(lane, request_id, kind.value, txn, duplicate)
+            return True
+
+        def check(record: TxnRecord) -> Refusal | None:
+            return None if same_request is None or same_request(record) else duplicate
+
+        await self._reporter.replay_archived(lane, request_id, archived, check=check)
+        return True

@@ -23,7 +23,7 @@ from typing import Protocol
 from agent.engine import polling
 from agent.engine.flow import Flow, FlowParts
 from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Refusal, amount_warning
-from agent.engine.reporter import LanePort
+from agent.engine.reporter import ARCHIVED, LanePort
 from agent.engine.results import UNKNOWN_MESSAGE, Outcome, PaytmView, request_fields
 from agent.errors import FieldError
 from agent.journal import JournalError, Kind, TxnRecord, TxnState
@@ -49,6 +49,8 @@ log = logging.getLogger(__name__)
 # asking this long before concluding "not paid".
 EXPIRY_GRACE_S = 60.0
 EXPIRED_MESSAGE = "Payment link expired unpaid"
+USED_BY_SALE = "Order id already used by a card sale"
+LINK_MISMATCH = "Order id already used with another amount or phone"
 
 _LINK_FIELDS = {"merchantOrderId": "txn", "amount": "amount", "userPhoneNo": "phone",
                 "posId": "pos_id", "expiry": "expiry_s"}
@@ -103,19 +105,24 @@ class PgFlows(Flow):
         if journal.find(Kind.SALE, req.txn) is not None \
                 or self._ledger.opening(Kind.SALE, req.txn) is not None:
             await reporter.refuse(lane, req.id, "paylink", req.txn, Refusal(
-                ErrorCode.DUPLICATE_TXN, "Order id already used by a card sale", req.txn))
+                ErrorCode.DUPLICATE_TXN, USED_BY_SALE, req.txn))
             return
         existing = journal.find(Kind.PAYLINK, req.txn)
         if existing is not None:
             stored = request_fields(existing)
             if existing.amount != req.amount or stored.get("phone4") != req.phone[-4:]:
                 await reporter.refuse(lane, req.id, "paylink", req.txn, Refusal(
-                    ErrorCode.DUPLICATE_TXN,
-                    "Order id already used with another amount or phone", req.txn))
+                    ErrorCode.DUPLICATE_TXN, LINK_MISMATCH, req.txn))
                 return
             if not existing.not_sent:
                 await reporter.replay(lane, req.id, existing)
                 return
+        elif await self._repeat_of_archived(
+                lane, req.id, Kind.PAYLINK, req.txn, other=Kind.SALE,
+                other_message=USED_BY_SALE, mismatch=LINK_MISMATCH,
+                same=lambda key: key.amount == req.amount,
+                same_request=lambda row: request_fields(row).get("phone4") == req.phone[-4:]):
+            return  # retention moved it out: answered from its archive, never sent again
         pos_id = lane.config.pos_id
         if not pos_id:
             await reporter.refuse(lane, req.id, "paylink", req.txn, Refusal(
@@ -169,8 +176,11 @@ class PgFlows(Flow):
         journal = self._journal
         record = journal.find(Kind.PAYLINK, req.txn)
         if record is None:
+            message = f"Payment link {ARCHIVED}" \
+                if journal.find_archived(Kind.PAYLINK, req.txn) is not None \
+                else "No payment link with this order id"
             await self._reporter.refuse(lane, req.id, "resend", req.txn, Refusal(
-                ErrorCode.NOT_FOUND, "No payment link with this order id", req.txn))
+                ErrorCode.NOT_FOUND, message, req.txn))
             return
         if record.state not in (TxnState.ACCEPTED, TxnState.PENDING) or self._expired(record):
             what = {TxnState.SUCCESS: "already paid", TxnState.FAILED: "closed"}.get(
@@ -232,8 +242,18 @@ class PgFlows(Flow):
                 return
         original = journal.find(Kind.SALE, req.txn) or journal.find(Kind.PAYLINK, req.txn)
         if original is None:
+            # No money moves on an archived original: its refund totals left with it.
+            archived = journal.find_archived(Kind.SALE, req.txn) is not None \
+                or journal.find_archived(Kind.PAYLINK, req.txn) is not None
             await reporter.refuse(lane, req.id, "refund", req.refund_id, Refusal(
-                ErrorCode.NOT_FOUND, "No sale or payment link with this id", req.txn))
+                ErrorCode.NOT_FOUND,
+                f"Sale {ARCHIVED}: refund from the dashboard" if archived
+                else "No sale or payment link with this id", req.txn))
+            return
+        if existing is None and journal.find_archived(Kind.REFUND, req.refund_id) is not None:
+            await reporter.refuse(lane, req.id, "refund", req.refund_id, Refusal(
+                ErrorCode.DUPLICATE_TXN, f"Refund id already used by a refund {ARCHIVED}",
+                req.refund_id))
             return
         if original.state is not TxnState.SUCCESS:
             await reporter.refuse(lane, req.id, "refund", req.refund_id, Refusal(

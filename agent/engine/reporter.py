@@ -10,7 +10,8 @@ rules of §5 that concern answers hold alike for every kind:
 - a refusal is logged (one INFO line), counted, and noted on the row holding the
   terminal, so "why did till 3 say busy at 14:05?" has an answer;
 - a repeated request is answered from the journal, with what happened to the sale since
-  (`voided`, `refunded`).
+  (`voided`, `refunded`) — or, once retention moved it out, from its archive
+  (`replay_archived`): never sent to Paytm again.
 """
 
 from __future__ import annotations
@@ -34,7 +35,16 @@ from agent.engine.results import (
     restore_result,
     stored_result,
 )
-from agent.journal import Journal, JournalError, OutboxRecord, TxnRecord, TxnState
+from agent.journal import (
+    ArchivedTxn,
+    Journal,
+    JournalError,
+    OutboxRecord,
+    TxnRecord,
+    TxnState,
+    later_steps,
+    read_archived,
+)
 from agent.register import fields
 from agent.register.codec import decode_reply, encode
 from agent.register.ids import new_id
@@ -51,6 +61,10 @@ from agent.register.messages import (
 log = logging.getLogger(__name__)
 
 JOURNAL_DOWN_MESSAGE = "Agent cannot write its journal: nothing was charged"
+# A transaction retention moved out (`[journal] keep_days`): the register's answers.
+ARCHIVED = "archived (older than keep_days)"
+ARCHIVE_UNREADABLE_MESSAGE = "Txn archived, its archive cannot be read: not sent again"
+ARCHIVED_NOT_SENT_MESSAGE = "Txn archived, never charged: sell under a new txn"
 RENDERED_KEPT = 1024  # results kept encoded for their delivery (~1 KB each)
 
 
@@ -240,6 +254,43 @@ class Reporter:
             await self._journal.note(record.row_id,
                                      f"repeated request {request_id} answered from journal")
 
+    async def replay_archived(self, lane: LanePort, request_id: str, key: ArchivedTxn, *,
+                              status: bool = False,
+                              check: Callable[[TxnRecord], Refusal | None] | None = None
+                              ) -> None:
+        """A request for a transaction retention moved to an archive: its stored reply, read
+        back from the archive off the loop (with its void and refunds since). Never sent to
+        Paytm: an archive that cannot be read is an `error`, not a new sale. `check` judges
+        what only the archived row knows (a link's phone); `status`: a status question.
+        Nothing is noted: the archived row is in no journal any more."""
+        try:
+            family = await read_archived(self._journal, key)
+        except JournalError as exc:
+            self.refusals[ErrorCode.INTERNAL.value] += 1
+            log.error("lane %s: %s %s is archived and cannot be read back (%s): answered "
+                      "with an error, not sent again", lane.name, key.kind.value, key.txn,
+                      exc, extra={"lane": lane.name})
+            await lane.reply(Error(re=request_id, code=ErrorCode.INTERNAL, txn=key.txn,
+                                   message=ARCHIVE_UNREADABLE_MESSAGE))
+            return
+        record = family.record
+        refusal = check(record) if check is not None else None
+        if refusal is None and record.not_sent and not status:
+            # It never reached Paytm, but its row is gone: a new sale needs a new txn.
+            refusal = Refusal(ErrorCode.NOT_ALLOWED, ARCHIVED_NOT_SENT_MESSAGE, key.txn)
+        if refusal is not None:
+            await self.refuse(lane, request_id, key.kind.value, key.txn, refusal)
+            return
+        voided, refunded = later_steps(family.void, family.refunds)
+        stored = self.stored_reply(record, request_id, status=status,
+                                   history=(voided, str(refunded) if refunded else None))
+        log.info("%s %s %s answered from its archive %s (%s)",
+                 "status of" if status else "repeated", key.kind.value, key.txn, key.month,
+                 record.state.value, extra={"lane": lane.name})
+        await lane.reply(stored if stored is not None else Error(
+            re=request_id, code=ErrorCode.INTERNAL, txn=key.txn,
+            message=ARCHIVE_UNREADABLE_MESSAGE))
+
     async def report(self, lane: LanePort, request_id: str, record: TxnRecord) -> None:
         """`result` when final (or unknown), else `state`; an unknown one is re-checked now."""
         if record.state is TxnState.UNKNOWN:
@@ -248,14 +299,17 @@ class Reporter:
         await lane.reply(stored if stored is not None else State(
             re=request_id, txn=record.txn, kind=fields.kind(record.kind.value)))
 
-    def stored_reply(self, record: TxnRecord, request_id: str, *,
-                     status: bool = False) -> Result | Error | None:
+    def stored_reply(self, record: TxnRecord, request_id: str, *, status: bool = False,
+                     history: tuple[bool, str | None] | None = None
+                     ) -> Result | Error | None:
+        """`history`: (voided, refunded) when the journal cannot tell (an archived row)."""
         if record.state not in (TxnState.SUCCESS, TxnState.FAILED, TxnState.UNKNOWN):
             return None
         stored = _load(record.reply)
         if stored.get("type") == "result":
             result = _result_from_json(stored, record, self._config, re=request_id)
-            voided, refunded = self._ledger.history(record)
+            voided, refunded = history if history is not None \
+                else self._ledger.history(record)
             return dataclasses.replace(result, voided=voided or None, refunded=refunded)
         if status and stored.get("type") == "error" and stored.get("code") == "REJECTED":
             # Paytm refused it: for a status question that is a final failure.

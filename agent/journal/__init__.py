@@ -1,10 +1,12 @@
 """The journal: every step of every transaction, in SQLite, committed before it is acted on."""
 
-from agent.journal.reader import JournalError, JournalReader
+from agent.journal.reader import ArchiveError, JournalError, JournalReader
 from agent.journal.records import (
     FINAL_STATES,
     HOLDING_STATES,
     TRANSITIONS,
+    ArchivedFamily,
+    ArchivedTxn,
     EventRecord,
     Kind,
     OutboxRecord,
@@ -14,13 +16,22 @@ from agent.journal.records import (
     later_steps,
     transition_allowed,
 )
-from agent.journal.retention import RetentionReport, iter_archived, run_retention
+from agent.journal.retention import (
+    RetentionReport,
+    iter_archived,
+    key_archives,
+    read_archived,
+    run_retention,
+)
 from agent.journal.store import Journal, JournalCorruptError, JournalHealth
 
 __all__ = [
     "FINAL_STATES",
     "HOLDING_STATES",
     "TRANSITIONS",
+    "ArchiveError",
+    "ArchivedFamily",
+    "ArchivedTxn",
     "EventRecord",
     "Journal",
     "JournalCorruptError",
@@ -34,7 +45,9 @@ __all__ = [
     "TxnRecord",
     "TxnState",
     "iter_archived",
+    "key_archives",
     "later_steps",
+    "read_archived",
     "run_retention",
     "transition_allowed",
 ]

@@ -19,6 +19,7 @@ from typing import Any
 from agent.errors import AgentError
 from agent.journal.records import (
     FINAL_STATES,
+    ArchivedTxn,
     EventRecord,
     Kind,
     OutboxRecord,
@@ -36,6 +37,7 @@ TXN_COLUMNS = (
 _SWEEP_COLUMNS = ("id, day, trigger, started_at, finished_at, asked, changed, disagreements, "
                   "report")
 SWEEPS_SCHEMA = 4  # the schema version that added the sweeps table
+ARCHIVED_SCHEMA = 6  # the schema version that added archived_txns
 EXPORT_BATCH = 1000  # rows fetched at a time by `export_rows`: memory stays flat
 
 # A transaction's payment method for the day's split: a link (and a refund of a link) is
@@ -62,6 +64,11 @@ OUTBOX_FROM = "FROM outbox o JOIN txns t ON t.id=o.txn_row"
 
 class JournalError(AgentError):
     """The journal cannot be opened, migrated or written, or a write was refused."""
+
+
+class ArchiveError(JournalError):
+    """An archived transaction cannot be read back from its month archive (the file is
+    missing, unreadable or does not hold it)."""
 
 
 def connect_reader(path: str) -> sqlite3.Connection:
@@ -147,6 +154,23 @@ class JournalReader:
             f"SELECT {TXN_COLUMNS} FROM txns WHERE kind=? AND txn=?", (kind.value, txn)
         ).fetchone()
         return txn_record(row) if row else None
+
+    def find_archived(self, kind: Kind, txn: str) -> ArchivedTxn | None:
+        """The key retention left for (kind, txn) when it moved the row to an archive; a
+        primary-key lookup, like `find`. Read after `find` found nothing: a row and its
+        key change places in one commit, so one of the two reads sees it."""
+        try:
+            row = self._db.execute(
+                "SELECT kind, txn, month, state, amount, tid FROM archived_txns "
+                "WHERE kind=? AND txn=?", (kind.value, txn)).fetchone()
+        except sqlite3.OperationalError:
+            if self.schema_version < ARCHIVED_SCHEMA:
+                return None  # a journal no agent of this version has opened yet
+            raise
+        if row is None:
+            return None
+        return ArchivedTxn(kind=Kind(row[0]), txn=str(row[1]), month=str(row[2]),
+                           state=TxnState(row[3]), amount=str(row[4]), tid=str(row[5]))
 
     def find_any(self, txn: str) -> list[TxnRecord]:
         rows = self._db.execute(

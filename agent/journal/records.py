@@ -108,6 +108,31 @@ class OutboxRecord:
     superseded: bool
 
 
+
+@dataclass(frozen=True, slots=True)
+class ArchivedTxn:
+    """A transaction retention moved to a month archive (`archived_txns`): enough to judge
+    a repeated request without reading the archive; the rest is in `month`'s file."""
+
+    kind: Kind
+    txn: str
+    month: str  # "YYYY-MM" (IST): the archive file that holds it
+    state: TxnState  # final: success or failed
+    amount: str  # paise
+    tid: str  # the terminal ("" for payment links and refunds)
+
+
+@dataclass(frozen=True, slots=True)
+class ArchivedFamily:
+    """An archived transaction read back from its archive, with what happened to it later
+    (its void and refunds, archived with it or still in the journal). `record.row_id` is
+    the row it had: no journal row has it any more, nothing may be written to it."""
+
+    record: TxnRecord
+    void: TxnRecord | None
+    refunds: tuple[TxnRecord, ...]
+
+
 # The one table of legal state moves; the journal refuses anything else (a JournalError,
 # logged with the row) rather than write it. A move to the same non-final state records an
 # event only (a status answer that changed nothing). `failed` is left only by a row that

@@ -23,6 +23,14 @@ Order, so that no transaction is ever in neither place:
    journal with a quarter of its pages free — one VACUUM that converts it, only when the
    caller says the store is quiet (no sale in flight).
 
+Each moved row leaves its key in `archived_txns` (kind, txn, month, final state, amount,
+terminal), written in the same writer step that deletes the row: a transaction is in the
+journal, or keyed as archived, never in neither. The engine's repeat check reads the keys
+(`JournalReader.find_archived`) and answers an archived sale or payment link from its
+archive (`read_archived`, in a thread) — never by sending it to Paytm again. Months
+archived before schema 6 are keyed from their files once (`key_archives`, at start and
+before each run).
+
 `iter_archived` reads the archives back (for exports and the day report of an old day).
 An archived row keeps the journal's own text: `reply` as stored (a result journaled
 since schema 3 has its receipt rebuilt by `agent.engine.results.restore_result`).
@@ -39,14 +47,28 @@ import logging
 import os
 import re
 import sqlite3
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from agent.journal.reader import OUTBOX_COLUMNS, OUTBOX_FROM, TXN_COLUMNS, connect_reader
-from agent.journal.records import FINAL_STATES
+from agent.journal.reader import (
+    OUTBOX_COLUMNS,
+    OUTBOX_FROM,
+    TXN_COLUMNS,
+    ArchiveError,
+    connect_reader,
+)
+from agent.journal.records import (
+    FINAL_STATES,
+    ArchivedFamily,
+    ArchivedTxn,
+    Kind,
+    TxnRecord,
+    TxnState,
+)
 from agent.journal.store import Journal
 from agent.paytm.clock import IST
 
@@ -63,6 +85,9 @@ GZIP_LEVEL = 6
 ARCHIVE_MODE = 0o600  # as the journal's own files
 _MONTH_RE = re.compile(r"-(\d{4})-(\d{2})\.jsonl\.gz$")
 _FINAL = tuple(s.value for s in FINAL_STATES)
+# What reading an archive can raise: a missing or unreadable file (OSError, of which
+# gzip.BadGzipFile), a truncated one (EOFError), damaged data (zlib.error), bad text.
+_UNREADABLE = (OSError, EOFError, zlib.error, UnicodeDecodeError)
 
 
 @dataclass(slots=True)
@@ -89,6 +114,7 @@ async def run_retention(journal: Journal, keep_days: int, *, now: float,
                         quiet: Callable[[], bool] = lambda: False) -> RetentionReport:
     """Move what is due (see the module's docstring); every blocking part runs off the loop."""
     report = RetentionReport(cutoff=now - keep_days * DAY_S)
+    await key_archives(journal)  # months archived before schema 6 (once; then nothing)
     while True:
         plan = await asyncio.to_thread(_plan, journal.path, report.cutoff)
         if not plan:
@@ -254,20 +280,172 @@ def _delete(db: sqlite3.Connection, archived: dict[int, int], month: str, file: 
         row = db.execute(
             "SELECT state, (SELECT COALESCE(MAX(id), 0) FROM events WHERE txn_row=t.id), "
             "EXISTS (SELECT 1 FROM outbox o WHERE o.txn_row=t.id AND o.delivered_at IS NULL "
-            "AND o.superseded=0) FROM txns t WHERE id=?", (row_id,)).fetchone()
+            "AND o.superseded=0), kind, txn, amount, tid FROM txns t WHERE id=?",
+            (row_id,)).fetchone()
         if row is None or row[0] not in _FINAL or int(row[1]) != last_event or row[2]:
             continue  # changed since it was archived: stays, archived again next time
         db.execute("DELETE FROM outbox WHERE txn_row=?", (row_id,))
         db.execute("DELETE FROM events WHERE txn_row=?", (row_id,))
         db.execute("DELETE FROM txns WHERE id=?", (row_id,))
+        # Its key, in the same commit as the delete: a repeat of it is never a new sale.
+        db.execute("INSERT OR REPLACE INTO archived_txns (kind, txn, month, state, amount, "
+                   "tid) VALUES (?,?,?,?,?,?)", (row[3], row[4], month, row[0], row[5], row[6]))
         moved += 1
     if moved:
+        # A new month is keyed from its first row on; a month archived before schema 6
+        # stays unkeyed until `key_archives` has read its older lines.
         db.execute(
-            "INSERT INTO archives (month, file, txns, updated_at) VALUES (?,?,?,?) "
+            "INSERT INTO archives (month, file, txns, updated_at, keyed) VALUES (?,?,?,?,1) "
             "ON CONFLICT (month) DO UPDATE SET txns=txns+excluded.txns, "
             "updated_at=excluded.updated_at, file=excluded.file",
             (month, file, moved, now))
     return moved
+
+
+# -- keys of months archived before schema 6 ----------------------------------------------
+
+async def key_archives(journal: Journal) -> int:
+    """Key the transactions of months archived before schema 6 (`archives.keyed = 0`) from
+    their files: read in a thread, written on the writer thread, the month marked keyed in
+    its last step. Returns the keys written. A file that cannot be read is logged and
+    tried again next time (until then a repeat of one of its transactions is not known)."""
+    months = await asyncio.to_thread(_unkeyed, journal.path)
+    written = 0
+    for month, file in months:
+        target = Path(journal.path).with_name(file)
+        try:
+            keys = await asyncio.to_thread(_keys_of, target, month)
+        except _UNREADABLE as exc:
+            log.error("archive %s cannot be read (%s): its transactions are not known to "
+                      "the repeat check; tried again at the next retention run", target, exc)
+            continue
+        chunks = [keys[i:i + READ_CHUNK] for i in range(0, len(keys), READ_CHUNK)] or [[]]
+        for n, chunk in enumerate(chunks):
+            written += int(await journal.maintain(functools.partial(
+                _key, keys=chunk, month=month if n == len(chunks) - 1 else None)))
+        log.info("archive %s: %d transaction(s) keyed for the repeat check", target.name,
+                 len(keys))
+    return written
+
+
+def _unkeyed(path: str) -> list[tuple[str, str]]:
+    db = connect_reader(path)
+    try:
+        return [(str(m), str(f)) for m, f in db.execute(
+            "SELECT month, file FROM archives WHERE keyed=0 ORDER BY month")]
+    finally:
+        db.close()
+
+
+def _keys_of(path: Path, month: str) -> list[tuple[str, str, str, str, str, str]]:
+    """(kind, txn, month, state, amount, tid) of every transaction in an archive file."""
+    keys: dict[tuple[str, str], tuple[str, str, str, str, str, str]] = {}
+    for value in _read_file(path, None, None):
+        kind, txn, state = value.get("kind"), value.get("txn"), value.get("state")
+        if kind not in tuple(Kind) or not isinstance(txn, str) or state not in _FINAL:
+            continue
+        keys[(str(kind), txn)] = (str(kind), txn, month, str(state),
+                                  str(value.get("amount", "")), str(value.get("tid", "")))
+    return list(keys.values())
+
+
+def _key(db: sqlite3.Connection, keys: list[tuple[str, str, str, str, str, str]],
+         month: str | None) -> int:
+    written = 0
+    for key in keys:
+        # A key never replaces one written since (the newer word on that txn), nor stands
+        # for a row still in the journal (a line archived while the row changed and stayed).
+        written += db.execute(
+            "INSERT OR IGNORE INTO archived_txns (kind, txn, month, state, amount, tid) "
+            "SELECT ?,?,?,?,?,? WHERE NOT EXISTS (SELECT 1 FROM txns WHERE kind=? AND txn=?)",
+            (*key, key[0], key[1])).rowcount
+    if month is not None:
+        db.execute("UPDATE archives SET keyed=1 WHERE month=?", (month,))
+    return written
+
+
+# -- an archived transaction read back (for a repeated request) ----------------------------
+
+async def read_archived(journal: Journal, key: ArchivedTxn) -> ArchivedFamily:
+    """The archived transaction `key` from its month file (in a thread), with its void and
+    refunds (from the archives of its month on, and any still in the journal). Raises
+    ArchiveError when its archive cannot be read or does not hold it."""
+    record, void, refunds = await asyncio.to_thread(_read_family, journal.path, key)
+    # A family moves together, but a member that changed while being archived stays a
+    # run longer: the journal's word on it is the newer one.
+    if key.kind is Kind.SALE:
+        void = journal.find(Kind.VOID, key.txn) or void
+    live = {r.txn: r for r in journal.children(Kind.REFUND, key.txn)}
+    merged = {**{r.txn: r for r in refunds}, **live}
+    return ArchivedFamily(record=record, void=void, refunds=tuple(merged.values()))
+
+
+def _read_family(path: str, key: ArchivedTxn
+                 ) -> tuple[TxnRecord, TxnRecord | None, list[TxnRecord]]:
+    own = archive_path(path, key.month)
+    # Its void and refunds are never older than it: its month's archive and the later ones.
+    files = [p for p in archive_files(path) if _month(p) >= key.month and p != own]
+    needle = f'"{key.txn}"'  # a txn is A-Z a-z 0-9: its JSON text is itself, quoted
+    record: TxnRecord | None = None
+    void: TxnRecord | None = None
+    refunds: dict[int, TxnRecord] = {}
+    for file in (own, *files):
+        try:
+            for line in _lines(file):
+                if needle not in line:
+                    continue  # most lines: not parsed at all
+                value = _json(line)
+                if not isinstance(value, dict):
+                    continue
+                kind, txn = value.get("kind"), value.get("txn")
+                if kind == key.kind.value and txn == key.txn:
+                    record = _archived_record(value, file)
+                elif kind == Kind.VOID.value and txn == key.txn and key.kind is Kind.SALE:
+                    void = _archived_record(value, file)
+                elif kind == Kind.REFUND.value and value.get("parent") == key.txn:
+                    refund = _archived_record(value, file)
+                    refunds[refund.row_id] = refund
+        except _UNREADABLE as exc:
+            if file == own:
+                raise ArchiveError(f"archive {file} cannot be read: {exc}") from exc
+            log.warning("archive %s cannot be read (%s): %s %s is answered without what it "
+                        "holds of its refunds", file, exc, key.kind.value, key.txn)
+        if file == own and record is None:
+            raise ArchiveError(f"archive {file} does not hold {key.kind.value} {key.txn}")
+    assert record is not None
+    return record, void, list(refunds.values())
+
+
+def _month(path: Path) -> str:
+    match = _MONTH_RE.search(path.name)
+    return f"{match.group(1)}-{match.group(2)}" if match else ""
+
+
+def _archived_record(value: dict[str, Any], file: Path) -> TxnRecord:
+    """An archived line as the TxnRecord it was (its JSON members as the journal's text)."""
+    try:
+        sent_at = value.get("sent_at")
+        return TxnRecord(
+            row_id=int(value["row"]), kind=Kind(value["kind"]), txn=str(value["txn"]),
+            lane=str(value["lane"]), tid=str(value["tid"]), amount=str(value["amount"]),
+            parent=str(value["parent"]), state=TxnState(value["state"]),
+            request=_text(value["request"]), txn_time=str(value["txn_time"]),
+            created_at=float(value["created_at"]), updated_at=float(value["updated_at"]),
+            sent_at=None if sent_at is None else float(sent_at), code=str(value["code"]),
+            message=str(value["message"]), reply=_text(value["reply"]),
+            payment=_text(value["payment"]), not_sent=bool(value["not_sent"]))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ArchiveError(f"archive {file}: an unreadable line for "
+                           f"{value.get('kind')} {value.get('txn')}: {exc!r}") from None
+
+
+def _text(value: Any) -> str:
+    """The journal's text of an archived JSON member (`_json`'s inverse)."""
+    if value == {}:
+        return ""
+    if isinstance(value, dict) and set(value) == {"unreadable"}:
+        return str(value["unreadable"])
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
 
 
 # -- giving the space back ----------------------------------------------------------------

@@ -6,7 +6,7 @@ with `sqlite3 journal.db 'PRAGMA user_version'`.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -97,5 +97,23 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             txns INTEGER NOT NULL,
             updated_at REAL NOT NULL
         )""",
+    ),
+    # What retention moved out, one key per transaction: the engine's repeat check reads
+    # it beside `txns`, so an archived sale or payment link is answered from its archive
+    # and never sent to Paytm again (register-protocol §5.2). Only what judges a repeat
+    # (amount, terminal, final state) and where to find the rest (`month`): it stays for
+    # good, so it is kept small. `archives.keyed`: the month's keys are in the table
+    # (months archived before schema 6 are keyed from their files, retention.py).
+    6: (
+        """CREATE TABLE archived_txns (
+            kind TEXT NOT NULL,
+            txn TEXT NOT NULL,
+            month TEXT NOT NULL,
+            state TEXT NOT NULL,
+            amount TEXT NOT NULL,
+            tid TEXT NOT NULL DEFAULT '',
+            PRIMARY KEY (kind, txn)
+        ) WITHOUT ROWID""",
+        "ALTER TABLE archives ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0",
     ),
 }

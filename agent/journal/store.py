@@ -295,6 +295,11 @@ class Journal(JournalReader):
         request_text = _dumps(request)
 
         def op(db: sqlite3.Connection) -> tuple[TxnRecord, list[tuple[str, int]]]:
+            # The engine answers an archived txn from its archive; should anything still
+            # try to open one again, the journal refuses it as it refuses a live one.
+            if db.execute("SELECT 1 FROM archived_txns WHERE kind=? AND txn=?",
+                          (kind.value, txn)).fetchone() is not None:
+                raise JournalError(f"the journal archived a {kind.value} {txn} already")
             try:
                 cur = db.execute(
                     "INSERT INTO txns (kind, txn, lane, tid, amount, parent, state, request, "

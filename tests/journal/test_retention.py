@@ -177,12 +177,52 @@ async def test_a_row_that_changed_while_archived_stays(tmp_path: Path) -> None:
         moved = await journal.maintain(lambda db: _delete(db, archived, month, target.name,
                                                           NOW))
         assert moved == 0 and journal.find(Kind.SALE, "CHANGED001") is not None
+        assert journal.find_archived(Kind.SALE, "CHANGED001") is None  # stays: no key
         report = await run_retention(journal, KEEP_DAYS, now=NOW)
         assert report.moved == 1
+        assert journal.find_archived(Kind.SALE, "CHANGED001") is not None
         with gzip.open(target, "rt") as f:
             lines = [json.loads(line) for line in f]
         assert [r["txn"] for r in lines] == ["CHANGED001"]  # once, as last written
         assert lines[0]["events"][-1][3] == "repeated request answered from journal"
+    finally:
+        await journal.aclose()
+
+
+async def test_every_moved_row_leaves_its_key_in_the_same_commit(tmp_path: Path) -> None:
+    """What left `txns` is in `archived_txns` (and only that): the repeat check's half."""
+    clock = Clock()
+    path = tmp_path / "journal.db"
+    journal = Journal(path, clock=clock)
+    try:
+        for i in range(3):
+            await _sale(journal, clock, f"KEYED{i:05d}", OLD + i * 15 * DAY_S)  # months apart
+        await _sale(journal, clock, "KEYEDVOID1", OLD)
+        await _sale(journal, clock, "KEYEDVOID1", OLD + 60, kind=Kind.VOID,
+                    parent="KEYEDVOID1")
+        await _sale(journal, clock, "KEYEDFAIL1", OLD, state=TxnState.FAILED)
+        await _sale(journal, clock, "UNDELIVER1", OLD, deliver=False)
+        report = await run_retention(journal, KEEP_DAYS, now=NOW)
+        assert report.moved == 6 and len(set(report.months)) >= 2
+
+        db = sqlite3.connect(path)
+        keys = db.execute("SELECT kind, txn, month, state, amount, tid FROM archived_txns "
+                          "ORDER BY kind, txn").fetchall()
+        unkeyed = db.execute("SELECT COUNT(*) FROM archives WHERE keyed=0").fetchone()
+        db.close()
+        assert unkeyed == (0,)
+        archived = sorted((r["kind"], r["txn"], r["created_at"], r["state"])
+                          for r in iter_archived(path))
+        assert [(k, t, s) for k, t, _, s, _, _ in keys] == [
+            (k, t, s) for k, t, _, s in archived]
+        assert all(month == datetime.fromtimestamp(at, IST).strftime("%Y-%m")
+                   for (_, _, month, _, _, _), (_, _, at, _) in zip(keys, archived,
+                                                                    strict=True))
+        assert all((amount, tid) == ("1000", "T1") for *_, amount, tid in keys)
+        key = journal.find_archived(Kind.VOID, "KEYEDVOID1")
+        assert key is not None and key.state is TxnState.SUCCESS
+        assert journal.find_archived(Kind.SALE, "UNDELIVER1") is None  # still in txns
+        assert journal.find_archived(Kind.PAYLINK, "KEYED00000") is None
     finally:
         await journal.aclose()
 
