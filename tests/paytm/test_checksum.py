@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 import random
 import string
 from concurrent.futures import ThreadPoolExecutor
@@ -23,6 +22,12 @@ from agent.paytm.checksum import (
     verify,
     verify_params,
 )
+from devtools.checksum_inputs import (
+    ASCII_SPACE,
+    random_params,
+    random_text,
+    theirs_verify,
+)
 
 KEY_TEXT = "ABCDEFGHIJKLMNOP"  # reference §2.6
 KEY = MerchantKey(KEY_TEXT.encode())
@@ -37,42 +42,14 @@ PARAMS_VECTOR = {"merchantTransactionId": "ORDER0001", "paytmMid": "TESTMID00000
 PARAMS_CHECKSUM = ("wL/IDXcuNGpk/wAK3AhGsWn2Sg6hxuE9zslv/5TAKfDKKOcn0SPXhxBDSIxZa3T8ujqL+OMAC4/w"
                    "aJu2FQajhepEouAeRVMUEtciuMdX8VM=")
 
-# Characters that have broken signature code before: multi-byte UTF-8, astral plane,
-# JSON escapes, the separator itself, and whitespace.
-_TRICKY = "₹é中😀|\\\"\n\t "
-_ALPHABET = string.ascii_letters + string.digits + _TRICKY
 
 
-def _theirs_verify(data: str | dict[str, str | None], checksum: str) -> bool:
-    # The official verify raises on malformed input and deletes CHECKSUMHASH in place.
-    try:
-        copy = dict(data) if isinstance(data, dict) else data
-        return bool(paytmchecksum.verifySignature(copy, KEY_TEXT, checksum))
-    except Exception:
-        return False
 
 
-def _random_value(rng: random.Random) -> str | None:
-    roll = rng.random()
-    if roll < 0.05:
-        return None
-    if roll < 0.10:
-        return ""
-    if roll < 0.15:
-        return rng.choice(["null", "NULL", "Null"])
-    return "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(1, 40)))
 
 
-def _random_params(rng: random.Random) -> dict[str, str | None]:
-    keys = {"".join(rng.choice(string.ascii_letters + "é_") for _ in range(rng.randint(1, 12)))
-            for _ in range(rng.randint(1, 10))}
-    return {key: _random_value(rng) for key in keys}
 
 
-def _random_body_text(rng: random.Random) -> str:
-    body: dict[str, object] = dict(_random_params(rng))
-    body["nested"] = {"a": _random_value(rng)}
-    return json.dumps(body, ensure_ascii=rng.random() < 0.5)
 
 
 # -- reference vectors (§2.6) ------------------------------------------------------------------
@@ -108,7 +85,7 @@ def test_generation_from_threads_matches_official_library() -> None:
     texts = [f'{{"n":"{i}"}}' for i in range(400)]
     with ThreadPoolExecutor(max_workers=4) as pool:
         checksums = list(pool.map(lambda text: generate(text, key), texts))
-    assert all(_theirs_verify(text, cs) for text, cs in zip(texts, checksums, strict=True))
+    assert all(theirs_verify(text, cs) for text, cs in zip(texts, checksums, strict=True))
 
 
 def test_params_string_rules() -> None:
@@ -126,40 +103,40 @@ def test_params_mode_ignores_checksumhash_field() -> None:
 # -- round trips against the official library --------------------------------------------------
 
 
-def test_params_ours_sign_theirs_verify() -> None:
+def test_params_ours_signtheirs_verify() -> None:
     rng = random.Random(1)
     for _ in range(ROUNDS):
-        params = _random_params(rng)
+        params = random_params(rng)
         checksum = generate_params(params, KEY)
         assert len(checksum) == 108
-        assert _theirs_verify(params, checksum), params
+        assert theirs_verify(params, checksum), params
 
 
 def test_params_theirs_sign_ours_verify() -> None:
     rng = random.Random(2)
     for _ in range(ROUNDS):
-        params = _random_params(rng)
+        params = random_params(rng)
         checksum = paytmchecksum.generateSignature(dict(params), KEY_TEXT)
         assert verify_params(params, KEY, checksum), params
 
 
-def test_json_ours_sign_theirs_verify() -> None:
+def test_json_ours_signtheirs_verify() -> None:
     rng = random.Random(3)
     for _ in range(ROUNDS):
-        text = _random_body_text(rng)
-        assert _theirs_verify(text, generate(text, KEY)), text
+        text = random_text(rng)
+        assert theirs_verify(text, generate(text, KEY)), text
 
 
 def test_json_theirs_sign_ours_verify() -> None:
     rng = random.Random(4)
     for _ in range(ROUNDS):
-        text = _random_body_text(rng)
+        text = random_text(rng)
         assert verify(text, KEY, paytmchecksum.generateSignature(text, KEY_TEXT)), text
 
 
 def test_empty_inputs_round_trip() -> None:
     assert verify("", KEY, paytmchecksum.generateSignature("", KEY_TEXT))
-    assert _theirs_verify("", generate("", KEY))
+    assert theirs_verify("", generate("", KEY))
     assert verify_params({}, KEY, paytmchecksum.generateSignature({}, KEY_TEXT))
 
 
@@ -169,11 +146,11 @@ def test_empty_inputs_round_trip() -> None:
 def test_tampered_body_is_rejected() -> None:
     rng = random.Random(5)
     for _ in range(200):
-        text = _random_body_text(rng)
+        text = random_text(rng)
         checksum = generate(text, KEY)
         assert not verify(text + " ", KEY, checksum)
         assert not verify(text.replace("{", "{ ", 1), KEY, checksum)
-        params = {k: v for k, v in _random_params(rng).items()}
+        params = {k: v for k, v in random_params(rng).items()}
         checksum = generate_params(params, KEY)
         key = sorted(params)[0]
         params[key] = (params[key] or "") + "x"
@@ -247,11 +224,10 @@ def test_key_from_text() -> None:
     assert KEY_TEXT not in repr(KEY) and KEY_TEXT not in str(KEY)
 
 
-_ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 108), st.text(alphabet=_ASCII_SPACE, min_size=1,
+@given(st.lists(st.tuples(st.integers(0, 108), st.text(alphabet=ASCII_SPACE, min_size=1,
                                                        max_size=3)), max_size=6),
        st.booleans())
 def test_whitespace_inside_a_checksum_is_accepted_as_paytmchecksum_does(
@@ -259,7 +235,7 @@ def test_whitespace_inside_a_checksum_is_accepted_as_paytmchecksum_does(
     checksum = STRING_CHECKSUM.replace("Q", "R", 1) if tampered else STRING_CHECKSUM
     for position, space in sorted(inserts, reverse=True):
         checksum = checksum[:position] + space + checksum[position:]
-    theirs = _theirs_verify(STRING_VECTOR, checksum)
+    theirs = theirs_verify(STRING_VECTOR, checksum)
     assert verify(STRING_VECTOR, KEY, checksum) is theirs
     assert theirs is not tampered  # the oracle really accepts the spaced-out checksum
 
@@ -267,7 +243,7 @@ def test_whitespace_inside_a_checksum_is_accepted_as_paytmchecksum_does(
 def test_line_wrapped_checksum_verifies() -> None:
     wrapped = PARAMS_CHECKSUM[:54] + "\r\n" + PARAMS_CHECKSUM[54:] + "\n"
     assert verify_params(PARAMS_VECTOR, KEY, wrapped)
-    assert _theirs_verify(dict(PARAMS_VECTOR), wrapped)
+    assert theirs_verify(dict(PARAMS_VECTOR), wrapped)
 
 
 @pytest.mark.parametrize("value", [42, 1.5, True, ["a"], {"a": "b"}, b"bytes"])

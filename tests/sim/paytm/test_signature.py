@@ -7,7 +7,6 @@ are independent implementations of one algorithm, so on the same input they must
 from __future__ import annotations
 
 import base64
-import json
 import random
 import string
 
@@ -26,6 +25,12 @@ from agent.sim.paytm.signature import (
     sign,
     sign_params,
 )
+from devtools.checksum_inputs import (
+    ASCII_SPACE,
+    random_params,
+    random_text,
+    theirs_verify,
+)
 
 KEY_TEXT = "ABCDEFGHIJKLMNOP"  # reference §2.6
 KEY = SimKey(KEY_TEXT.encode())
@@ -41,42 +46,14 @@ PARAMS_VECTOR = {"merchantTransactionId": "ORDER0001", "paytmMid": "TESTMID00000
 PARAMS_CHECKSUM = ("wL/IDXcuNGpk/wAK3AhGsWn2Sg6hxuE9zslv/5TAKfDKKOcn0SPXhxBDSIxZa3T8ujqL+OMAC4/w"
                    "aJu2FQajhepEouAeRVMUEtciuMdX8VM=")
 
-# Multi-byte UTF-8, the astral plane, JSON escapes, the "|" separator and whitespace.
-_TRICKY = "₹é中😀|\\\"\n\t "
-_ALPHABET = string.ascii_letters + string.digits + _TRICKY
-_ASCII_SPACE = " \t\n\r\x0b\x0c"
 
 
-def _theirs_verify(data: str | dict[str, str | None], checksum: str) -> bool:
-    # paytmchecksum raises on malformed input and deletes CHECKSUMHASH from a dict in place.
-    try:
-        copy = dict(data) if isinstance(data, dict) else data
-        return bool(paytmchecksum.verifySignature(copy, KEY_TEXT, checksum))
-    except Exception:
-        return False
 
 
-def _random_value(rng: random.Random) -> str | None:
-    roll = rng.random()
-    if roll < 0.05:
-        return None
-    if roll < 0.10:
-        return ""
-    if roll < 0.15:
-        return rng.choice(["null", "NULL", "nUlL"])
-    return "".join(rng.choice(_ALPHABET) for _ in range(rng.randint(1, 40)))
 
 
-def _random_params(rng: random.Random) -> dict[str, str | None]:
-    names = {"".join(rng.choice(string.ascii_letters + "é_") for _ in range(rng.randint(1, 12)))
-             for _ in range(rng.randint(1, 10))}
-    return {name: _random_value(rng) for name in names}
 
 
-def _random_text(rng: random.Random) -> str:
-    body: dict[str, object] = dict(_random_params(rng))
-    body["nested"] = {"a": _random_value(rng)}
-    return json.dumps(body, ensure_ascii=rng.random() < 0.5)
 
 
 # -- reference vectors (§2.6) ------------------------------------------------------------------
@@ -111,38 +88,38 @@ def test_checksumhash_is_not_signed_nor_verified() -> None:
 # -- round trips against paytmchecksum ---------------------------------------------------------
 
 
-def test_params_ours_sign_theirs_verify() -> None:
+def test_params_ours_signtheirs_verify() -> None:
     rng = random.Random(11)
     for _ in range(ROUNDS):
-        params = _random_params(rng)
-        assert _theirs_verify(params, sign_params(params, KEY))
+        params = random_params(rng)
+        assert theirs_verify(params, sign_params(params, KEY))
 
 
 def test_params_theirs_sign_ours_verify() -> None:
     rng = random.Random(12)
     for _ in range(ROUNDS):
-        params = _random_params(rng)
+        params = random_params(rng)
         assert check_params(params, KEY, paytmchecksum.generateSignature(dict(params), KEY_TEXT))
 
 
-def test_string_ours_sign_theirs_verify() -> None:
+def test_string_ours_signtheirs_verify() -> None:
     rng = random.Random(13)
     for _ in range(ROUNDS):
-        text = _random_text(rng)
-        assert _theirs_verify(text, sign(text, KEY))
+        text = random_text(rng)
+        assert theirs_verify(text, sign(text, KEY))
 
 
 def test_string_theirs_sign_ours_verify() -> None:
     rng = random.Random(14)
     for _ in range(ROUNDS):
-        text = _random_text(rng)
+        text = random_text(rng)
         assert check(text, KEY, paytmchecksum.generateSignature(text, KEY_TEXT))
 
 
 def test_empty_inputs_round_trip() -> None:
-    assert _theirs_verify("", sign("", KEY))
+    assert theirs_verify("", sign("", KEY))
     assert check("", KEY, paytmchecksum.generateSignature("", KEY_TEXT))
-    assert _theirs_verify({}, sign_params({}, KEY))
+    assert theirs_verify({}, sign_params({}, KEY))
 
 
 def test_tampering_other_key_or_other_mode_is_rejected() -> None:
@@ -158,7 +135,7 @@ def test_tampering_other_key_or_other_mode_is_rejected() -> None:
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(st.tuples(st.integers(0, 108), st.text(alphabet=_ASCII_SPACE, min_size=1,
+@given(st.lists(st.tuples(st.integers(0, 108), st.text(alphabet=ASCII_SPACE, min_size=1,
                                                        max_size=3)), max_size=6),
        st.booleans())
 def test_whitespace_inside_a_checksum_is_accepted_as_paytmchecksum_does(
@@ -166,7 +143,7 @@ def test_whitespace_inside_a_checksum_is_accepted_as_paytmchecksum_does(
     checksum = STRING_CHECKSUM.replace("Q", "R", 1) if tampered else STRING_CHECKSUM
     for position, space in sorted(inserts, reverse=True):
         checksum = checksum[:position] + space + checksum[position:]
-    theirs = _theirs_verify(STRING_VECTOR, checksum)
+    theirs = theirs_verify(STRING_VECTOR, checksum)
     assert check(STRING_VECTOR, KEY, checksum) is theirs
     assert theirs is not tampered  # the oracle really accepts the spaced-out checksum
 
@@ -174,7 +151,7 @@ def test_whitespace_inside_a_checksum_is_accepted_as_paytmchecksum_does(
 def test_line_wrapped_params_checksum_verifies() -> None:
     wrapped = PARAMS_CHECKSUM[:54] + "\r\n" + PARAMS_CHECKSUM[54:] + "\n"
     assert check_params(PARAMS_VECTOR, KEY, wrapped)
-    assert _theirs_verify(dict(PARAMS_VECTOR), wrapped)
+    assert theirs_verify(dict(PARAMS_VECTOR), wrapped)
 
 
 # -- malformed input is "not valid", never an exception ----------------------------------------
@@ -254,8 +231,8 @@ def test_client_and_emulator_compute_the_same_checksum_for_the_same_salt() -> No
     rng = random.Random(21)
     for _ in range(ROUNDS):
         salt = "".join(rng.choice(string.ascii_letters + string.digits) for _ in range(4))
-        text = _random_text(rng)
-        params = _random_params(rng)
+        text = random_text(rng)
+        params = random_params(rng)
         assert sign(text, KEY, salt) == client.generate(text, CLIENT_KEY, salt)
         assert client.params_string(params) == params_text(params)
         assert sign_params(params, KEY, salt) == client.generate(params_text(params), CLIENT_KEY,
@@ -265,8 +242,8 @@ def test_client_and_emulator_compute_the_same_checksum_for_the_same_salt() -> No
 def test_each_verifies_what_the_other_signed() -> None:
     rng = random.Random(22)
     for _ in range(ROUNDS):
-        text = _random_text(rng)
-        params = _random_params(rng)
+        text = random_text(rng)
+        params = random_params(rng)
         assert client.verify(text, CLIENT_KEY, sign(text, KEY))
         assert check(text, KEY, client.generate(text, CLIENT_KEY))
         assert client.verify_params(params, CLIENT_KEY, sign_params(params, KEY))
@@ -276,9 +253,9 @@ def test_each_verifies_what_the_other_signed() -> None:
 @settings(max_examples=300, deadline=None)
 @given(st.one_of(
     st.text(),
-    st.text(alphabet=string.ascii_letters + string.digits + "+/=" + _ASCII_SPACE,
+    st.text(alphabet=string.ascii_letters + string.digits + "+/=" + ASCII_SPACE,
             min_size=100, max_size=120),
-    st.lists(st.tuples(st.integers(0, 108), st.sampled_from([*_ASCII_SPACE, "x", "="])),
+    st.lists(st.tuples(st.integers(0, 108), st.sampled_from([*ASCII_SPACE, "x", "="])),
              max_size=4).map(lambda edits: _edited(STRING_CHECKSUM, edits)),
 ))
 def test_client_and_emulator_judge_any_checksum_alike(checksum: str) -> None:
