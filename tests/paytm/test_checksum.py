@@ -224,8 +224,6 @@ def test_key_from_text() -> None:
     assert KEY_TEXT not in repr(KEY) and KEY_TEXT not in str(KEY)
 
 
-
-
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.tuples(st.integers(0, 108), st.text(alphabet=ASCII_SPACE, min_size=1,
                                                        max_size=3)), max_size=6),
