@@ -22,6 +22,7 @@ from agent.journal.records import (
     ArchivedTxn,
     EventRecord,
     Kind,
+    NotFoundRun,
     OutboxRecord,
     SweepRecord,
     TxnRecord,
@@ -32,7 +33,8 @@ BUSY_TIMEOUT_S = 5.0  # another process (a technician's sqlite3 shell) may hold 
 
 TXN_COLUMNS = (
     "id, kind, txn, lane, tid, amount, parent, state, request, txn_time, created_at, "
-    "updated_at, sent_at, code, message, reply, payment, not_sent, elapsed_s"
+    "updated_at, sent_at, code, message, reply, payment, not_sent, elapsed_s, "
+    "not_found_first_s, not_found_count"
 )
 _SWEEP_COLUMNS = ("id, day, trigger, started_at, finished_at, asked, changed, disagreements, "
                   "report")
@@ -417,6 +419,8 @@ def txn_record(row: tuple[Any, ...]) -> TxnRecord:
         updated_at=float(row[11]), sent_at=None if row[12] is None else float(row[12]),
         code=str(row[13]), message=str(row[14]), reply=str(row[15]), payment=str(row[16]),
         not_sent=bool(row[17]), elapsed_s=float(row[18]),
+        not_found=None if row[19] is None or row[20] is None
+        else NotFoundRun(first_s=float(row[19]), count=int(row[20])),
     )
 
 

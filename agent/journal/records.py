@@ -36,6 +36,16 @@ HOLDING_STATES = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class NotFoundRun:
+    """Paytm's consecutive "not found" answers about a row (`txns.not_found_*`): when the
+    first came on the row's money clock and how many came. What makes them evidence is
+    the engine's rule (`agent.engine.clock`); the journal only keeps them across restarts."""
+
+    first_s: float  # elapsed_s (monotonic seconds since `sending`) of the run's first answer
+    count: int  # answers in the run, the first included (>= 1)
+
+
+@dataclass(frozen=True, slots=True)
 class TxnRecord:
     row_id: int
     kind: Kind
@@ -56,6 +66,7 @@ class TxnRecord:
     payment: str  # payment details JSON from Paytm ("" when none)
     not_sent: bool  # final only because the request provably never reached Paytm
     elapsed_s: float = 0.0  # monotonic seconds since `sending`, as of the last save
+    not_found: NotFoundRun | None = None  # the current run of "not found" answers, if any
 
     @property
     def is_final(self) -> bool:

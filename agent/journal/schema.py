@@ -6,7 +6,7 @@ with `sqlite3 journal.db 'PRAGMA user_version'`.
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 MIGRATIONS: dict[int, tuple[str, ...]] = {
     1: (
@@ -115,5 +115,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY (kind, txn)
         ) WITHOUT ROWID""",
         "ALTER TABLE archives ADD COLUMN keyed INTEGER NOT NULL DEFAULT 0",
+    ),
+    # "Not found" as evidence (register-protocol §5.6) survives a restart: the row's current
+    # run of Paytm's consecutive "not found" answers — the money-clock time (`elapsed_s`)
+    # of its first answer and how many there were. A restart (or a crash loop) continues
+    # the run instead of waiting another full grace. NULL when there is no run: nothing
+    # more per sale than two NULLs for the common case.
+    7: (
+        "ALTER TABLE txns ADD COLUMN not_found_first_s REAL",
+        "ALTER TABLE txns ADD COLUMN not_found_count INTEGER",
     ),
 }

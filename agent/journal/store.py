@@ -43,6 +43,7 @@ from agent.journal.reader import (
 )
 from agent.journal.records import (
     Kind,
+    NotFoundRun,
     OutboxRecord,
     SweepRecord,
     TxnRecord,
@@ -336,7 +337,9 @@ class Journal(JournalReader):
         sets = ["state=?", "updated_at=?"]
         args: list[Any] = [state.value, now]
         if state is TxnState.SENDING:
-            sets.extend(("sent_at=?", "elapsed_s=0"))
+            # A new money clock, so no run of "not found" answers: both belong to one send.
+            sets.extend(("sent_at=?", "elapsed_s=0", "not_found_first_s=NULL",
+                         "not_found_count=NULL"))
             args.append(now)
         for column, value in (("code", code), ("message", message), ("lane", lane)):
             if value is not None:
@@ -370,6 +373,24 @@ class Journal(JournalReader):
 
         def op(db: sqlite3.Connection) -> tuple[None, list[tuple[str, int]]]:
             db.executemany("UPDATE txns SET elapsed_s=? WHERE id=?", values)
+            return None, []
+
+        await self._run(op)
+
+    async def save_not_found(self, row_id: int, run: NotFoundRun | None,
+                             elapsed_s: float) -> None:
+        """Persist a row's run of "not found" answers (None: there is none any more), so a
+        restart continues it rather than beginning a new one (register-protocol §5.6).
+
+        `elapsed_s`, the answer's money-clock time, is saved with it (never lowered): after
+        a crash, with no save at stop, the restored clock then starts at least at the
+        run's last answer, and the time since its first is not waited for again."""
+        args = (None if run is None else run.first_s, None if run is None else run.count,
+                elapsed_s, row_id)
+
+        def op(db: sqlite3.Connection) -> tuple[None, list[tuple[str, int]]]:
+            db.execute("UPDATE txns SET not_found_first_s=?, not_found_count=?, "
+                       "elapsed_s=MAX(elapsed_s, ?) WHERE id=?", args)
             return None, []
 
         await self._run(op)

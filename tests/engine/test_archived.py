@@ -24,6 +24,7 @@ from agent.journal import (
     run_retention,
 )
 from agent.journal.retention import DAY_S, archive_files
+from agent.journal.schema import SCHEMA_VERSION
 from agent.paytm.outcome import NotSent
 from agent.register.messages import (
     Accepted,
@@ -221,6 +222,8 @@ def _as_schema_5(path: Path) -> None:
     db = sqlite3.connect(path, isolation_level=None)
     db.execute("DROP TABLE archived_txns")
     db.execute("ALTER TABLE archives DROP COLUMN keyed")
+    db.execute("ALTER TABLE txns DROP COLUMN not_found_first_s")  # schema 7
+    db.execute("ALTER TABLE txns DROP COLUMN not_found_count")
     db.execute("PRAGMA user_version=5")
     db.close()
 
@@ -235,7 +238,7 @@ async def test_archives_of_a_schema_5_journal_are_keyed_and_guard_their_sales(
 
     journal = Journal(tmp_path / "journal.db")
     try:
-        assert journal.schema_version == 6
+        assert journal.schema_version == SCHEMA_VERSION
         assert journal.find_archived(Kind.SALE, "ARCHOLDV0001") is None  # not keyed yet
         assert await key_archives(journal) == 2
         key = journal.find_archived(Kind.SALE, "ARCHOLDV0002")

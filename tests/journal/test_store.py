@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from agent.journal import Journal, JournalError, Kind, TxnState
+from agent.journal import Journal, JournalError, Kind, NotFoundRun, TxnState
 from agent.journal.records import TRANSITIONS, transition_allowed
 from agent.journal.schema import SCHEMA_VERSION
 from agent.journal.writer import _Step
@@ -300,3 +300,29 @@ async def test_a_read_only_disk_is_a_clear_error_at_start(small_disk: Path) -> N
                             check=True)
     with pytest.raises(JournalError, match="cannot open journal"):
         Journal(small_disk / "j.db")
+
+
+async def test_a_not_found_run_is_kept_across_a_reopen_and_ends_with_a_new_send(
+        tmp_path: Path) -> None:
+    path = tmp_path / "j.db"
+    j = Journal(path)
+    row = await _sale(j)
+    assert j.get(row).not_found is None  # no run: both columns NULL
+    await j.save_not_found(row, NotFoundRun(first_s=12.0, count=2), 30.0)
+    await j.aclose()
+    j = Journal(path)
+    record = j.get(row)
+    assert (record.not_found, record.elapsed_s) == (NotFoundRun(first_s=12.0, count=2), 30.0)
+    # The answer's money-clock time never lowers what a later save_elapsed wrote.
+    await j.save_elapsed({row: 45.0})
+    await j.save_not_found(row, NotFoundRun(first_s=12.0, count=3), 40.0)
+    assert (j.get(row).not_found, j.get(row).elapsed_s) == (NotFoundRun(12.0, 3), 45.0)
+    await j.save_not_found(row, None, 50.0)  # another answer: the run is over
+    assert (j.get(row).not_found, j.get(row).elapsed_s) == (None, 50.0)
+    # A run belongs to one send, as the money clock does: a re-send (after a provable
+    # not-sent) starts both again.
+    await j.save_not_found(row, NotFoundRun(first_s=50.0, count=1), 50.0)
+    await j.transition(row, TxnState.FAILED, not_sent=True)
+    record = await j.transition(row, TxnState.SENDING, not_sent=False)
+    assert (record.not_found, record.elapsed_s) == (None, 0.0)
+    await j.aclose()
