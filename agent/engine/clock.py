@@ -21,7 +21,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from agent.journal import TxnRecord
+from agent.journal import NotFoundRun, TxnRecord
 
 log = logging.getLogger(__name__)
 
@@ -100,26 +100,17 @@ class ClockWatch:
 NOT_FOUND_ANSWERS_MIN = 3  # "not found" answers, spread over the whole grace, before failed
 
 
-class NotFoundRuns:
-    """Paytm's consecutive "not found" answers per row, on the money clock.
+def not_found_answered(run: NotFoundRun | None, elapsed_s: float,
+                       grace_s: float) -> tuple[NotFoundRun, bool]:
+    """Paytm said "not found" at `elapsed_s` on the row's money clock, after `run` (None:
+    the answer before was another one, or there was none). The run with this answer, and
+    whether it is now evidence that the request never reached Paytm.
 
     One "not found" past the grace is no evidence (the sale may still be on its way
     through Paytm's systems): only `NOT_FOUND_ANSWERS_MIN` answers in a row whose first
-    and last are at least the grace apart are. Any other answer ends the run; a restart
-    begins a new one (kept in memory: waiting longer is always safe)."""
-
-    def __init__(self) -> None:
-        self._runs: dict[int, list[float]] = {}
-
-    def answered(self, row_id: int, elapsed_s: float, grace_s: float) -> bool:
-        """Record a "not found" at `elapsed_s`; True when it is now evidence."""
-        run = self._runs.setdefault(row_id, [])
-        run.append(elapsed_s)
-        if len(run) >= NOT_FOUND_ANSWERS_MIN and run[-1] - run[0] >= grace_s:
-            del self._runs[row_id]
-            return True
-        return False
-
-    def other(self, row_id: int) -> None:
-        """Paytm gave another answer: the run of "not found" is over."""
-        self._runs.pop(row_id, None)
+    and last are at least the grace apart are. Any other answer ends the run (the caller
+    drops it). The run is journaled with the row (`txns.not_found_*`), so a restart
+    continues it on the same money clock instead of waiting a whole grace again."""
+    run = NotFoundRun(first_s=elapsed_s, count=1) if run is None \
+        else NotFoundRun(first_s=run.first_s, count=run.count + 1)
+    return run, run.count >= NOT_FOUND_ANSWERS_MIN and elapsed_s - run.first_s >= grace_s

@@ -306,7 +306,7 @@ class EdcFlows(Flow):
     async def on_status(self, record: TxnRecord, answer: StatusAnswer) -> None:
         reporter = self._reporter
         if answer.state is not StatusState.NOT_FOUND:
-            self._not_found.other(record.row_id)
+            await self._answered_other(record)
         match answer.state:
             case StatusState.SUCCESS:
                 warning = amount_warning(record, answer.amount)
@@ -326,8 +326,7 @@ class EdcFlows(Flow):
                                                                       answer.message),
                                                       payment_dict(answer.payment)))
             case StatusState.NOT_FOUND:
-                if self._not_found.answered(record.row_id, self._elapsed(record),
-                                            self._config.polling.not_found_grace_s):
+                if await self._not_found_evidence(record):
                     await reporter.finish(record, Outcome("failed", NOT_RECEIVED_CODE,
                                                           NOT_RECEIVED_MESSAGE, {}))
                 else:

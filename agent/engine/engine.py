@@ -12,7 +12,8 @@ Where protocol §5's rules live:
 4. Results survive (§5.4): the reporter commits the result and its outbox row before the
    lane is asked to send it; the lane marks it delivered on the ACK.
 5. `unknown` frees the terminal (§5.5): `Ledger.settle`; reconciliation goes on here.
-6. "Not found" becomes evidence after `not_found_grace_s` (§5.6): the EDC flow.
+6. "Not found" becomes evidence after `not_found_grace_s` (§5.6): the rule in `clock.py`,
+   applied by the flows (`Flow._not_found_evidence`) to the run journaled with the row.
 
 Ordering rule: every journal write is awaited *before* the action or report it enables
 (the `sending` row before the HTTP request, the result row before the frame). Writes go

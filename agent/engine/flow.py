@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import TypeVar
 
 from agent.config import Config
-from agent.engine.clock import NotFoundRuns
+from agent.engine.clock import not_found_answered
 from agent.engine.ledger import Ledger, Refusal
 from agent.engine.reporter import LanePort, Reporter
 from agent.journal import ArchivedTxn, Journal, Kind, TxnRecord
@@ -45,7 +45,23 @@ class Flow:
         self._now = parts.now
         self._elapsed = parts.elapsed
         self._follow = parts.follow
-        self._not_found = NotFoundRuns()
+
+    async def _not_found_evidence(self, record: TxnRecord) -> bool:
+        """Paytm said "not found" about `record` (as the poller just read it from the
+        journal): True when the run of such answers is now evidence that the request never
+        reached Paytm (§5.6). The run with this answer is committed first — journal before
+        act — so the failure it may enable, and a restart, see it."""
+        elapsed = self._elapsed(record)
+        run, evidence = not_found_answered(record.not_found, elapsed,
+                                           self._config.polling.not_found_grace_s)
+        await self._journal.save_not_found(record.row_id, run, elapsed)
+        return evidence
+
+    async def _answered_other(self, record: TxnRecord) -> None:
+        """Paytm gave another answer than "not found": the run is over (journaled only
+        when there was one: most answers write nothing here)."""
+        if record.not_found is not None:
+            await self._journal.save_not_found(record.row_id, None, self._elapsed(record))
 
     async def _follow_through(
         self, lane: LanePort, request_id: str, record: TxnRecord,

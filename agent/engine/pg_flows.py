@@ -416,7 +416,11 @@ class PgFlows(Flow):
     async def _on_refund_status(self, record: TxnRecord, answer: RefundStatusAnswer) -> None:
         reporter = self._reporter
         if answer.state is not RefundState.NOT_FOUND:
-            self._not_found.other(record.row_id)
+            await self._answered_other(record)
+        elif await self._not_found_evidence(record):
+            await reporter.finish(record, Outcome("failed", answer.code or "631",
+                                                  "Refund not received by Paytm", {}))
+            return
         match answer.state:
             case RefundState.SUCCESS:
                 payment = {"paytm_txn_id": answer.refund_id} if answer.refund_id else {}
@@ -427,11 +431,6 @@ class PgFlows(Flow):
                     "failed", answer.code,
                     answer.reject_message or cashier_message(REFUND_CODES, answer.code,
                                                              answer.message), {}))
-            case RefundState.NOT_FOUND if self._not_found.answered(
-                    record.row_id, self._elapsed(record),
-                    self._config.polling.not_found_grace_s):
-                await reporter.finish(record, Outcome("failed", answer.code or "631",
-                                                      "Refund not received by Paytm", {}))
             case _:
                 known = REFUND_CODES.get(answer.code)
                 if record.state is TxnState.ACCEPTED and known is not None \

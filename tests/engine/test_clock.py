@@ -10,8 +10,13 @@ from pathlib import Path
 
 import pytest
 
-from agent.engine.clock import NOT_FOUND_ANSWERS_MIN, ClockWatch, MoneyClock, NotFoundRuns
-from agent.journal import Journal, Kind, TxnState
+from agent.engine.clock import (
+    NOT_FOUND_ANSWERS_MIN,
+    ClockWatch,
+    MoneyClock,
+    not_found_answered,
+)
+from agent.journal import Journal, Kind, NotFoundRun, TxnState
 from agent.register.messages import Accepted, Result, Sale
 from agent.web.facts import attention_now
 from devtools.stack import WAIT_S, Clock, stack, wait_for_request
@@ -58,8 +63,23 @@ async def test_forward_jump_while_paytm_says_not_found_is_not_failed(
         assert s.emulator.count("sale", "JUMP00000001") == 1
 
 
+class Runs:
+    """The flows' use of the rule, one row's run kept here as the journal keeps it."""
+
+    def __init__(self) -> None:
+        self.runs: dict[int, NotFoundRun] = {}
+
+    def answered(self, row_id: int, elapsed_s: float, grace_s: float) -> bool:
+        self.runs[row_id], evidence = not_found_answered(self.runs.get(row_id), elapsed_s,
+                                                         grace_s)
+        return evidence
+
+    def other(self, row_id: int) -> None:
+        self.runs.pop(row_id, None)
+
+
 def test_one_not_found_past_the_grace_is_no_evidence() -> None:
-    runs = NotFoundRuns()
+    runs = Runs()
     # A single answer long after the grace (the old rule made this final).
     assert not runs.answered(1, 500.0, 60.0)
     assert not runs.answered(1, 510.0, 60.0)
@@ -71,6 +91,19 @@ def test_one_not_found_past_the_grace_is_no_evidence() -> None:
     runs.other(2)
     assert not runs.answered(2, 61.0, 60.0)
     assert NOT_FOUND_ANSWERS_MIN == 3
+
+
+def test_a_run_is_its_first_answer_and_its_count() -> None:
+    # What the journal keeps (txns.not_found_first_s, not_found_count) is all the rule needs.
+    run, evidence = not_found_answered(None, 12.5, 60.0)
+    assert (run, evidence) == (NotFoundRun(first_s=12.5, count=1), False)
+    run, evidence = not_found_answered(NotFoundRun(first_s=12.5, count=1), 80.0, 60.0)
+    assert (run, evidence) == (NotFoundRun(first_s=12.5, count=2), False)  # only two
+    run, evidence = not_found_answered(run, 72.5, 60.0)
+    assert (run, evidence) == (NotFoundRun(first_s=12.5, count=3), True)  # 60 s exactly
+    # A clock restored behind the run's first answer (a crash before any save) only waits
+    # longer: never evidence sooner than the truth.
+    assert not not_found_answered(NotFoundRun(first_s=50.0, count=5), 40.0, 0.0)[1]
 
 
 def test_clock_watch_ignores_drift_and_sees_jumps_both_ways() -> None:
