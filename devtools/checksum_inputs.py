@@ -14,6 +14,18 @@ from typing import Final
 import paytmchecksum
 
 REFERENCE_KEY_TEXT: Final = "ABCDEFGHIJKLMNOP"  # reference §2.6
+# Reference §2.6's vectors: a string-mode and a params-mode checksum with fixed salts.
+STRING_VECTOR: Final = '{"mid":"TESTMID00000000000001","orderId":"ORD1"}'
+STRING_CHECKSUM: Final = (
+    "QuPa/27lQORhqqyoQgOLrCnUg0yY2b35uiGz+kSrV0uknHciivjSyQ2z/Z12Dau9C26hlrhDXyh8"
+    "tYSk6Rbawfb9Oq38DEXzxUc8N/sVGqw=")
+PARAMS_VECTOR: Final[dict[str, str | None]] = {
+    "merchantTransactionId": "ORDER0001", "paytmMid": "TESTMID00000000000001",
+    "paytmTid": "12345678", "transactionAmount": "100",
+    "transactionDateTime": "2024-01-01 10:00:00"}
+PARAMS_CHECKSUM: Final = (
+    "wL/IDXcuNGpk/wAK3AhGsWn2Sg6hxuE9zslv/5TAKfDKKOcn0SPXhxBDSIxZa3T8ujqL+OMAC4/w"
+    "aJu2FQajhepEouAeRVMUEtciuMdX8VM=")
 # Multi-byte UTF-8, the astral plane, JSON escapes, the "|" separator and whitespace.
 TRICKY: Final = "₹é中😀|\\\"\n\t "
 ALPHABET: Final = string.ascii_letters + string.digits + TRICKY

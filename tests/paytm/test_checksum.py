@@ -24,33 +24,19 @@ from agent.paytm.checksum import (
 )
 from devtools.checksum_inputs import (
     ASCII_SPACE,
+    PARAMS_CHECKSUM,
+    PARAMS_VECTOR,
+    REFERENCE_KEY_TEXT,
+    STRING_CHECKSUM,
+    STRING_VECTOR,
     random_params,
     random_text,
     theirs_verify,
 )
 
-KEY_TEXT = "ABCDEFGHIJKLMNOP"  # reference §2.6
+KEY_TEXT = REFERENCE_KEY_TEXT
 KEY = MerchantKey(KEY_TEXT.encode())
 ROUNDS = 1000
-
-STRING_VECTOR = '{"mid":"TESTMID00000000000001","orderId":"ORD1"}'
-STRING_CHECKSUM = ("QuPa/27lQORhqqyoQgOLrCnUg0yY2b35uiGz+kSrV0uknHciivjSyQ2z/Z12Dau9C26hlrhDXyh8"
-                   "tYSk6Rbawfb9Oq38DEXzxUc8N/sVGqw=")
-PARAMS_VECTOR = {"merchantTransactionId": "ORDER0001", "paytmMid": "TESTMID00000000000001",
-                 "paytmTid": "12345678", "transactionAmount": "100",
-                 "transactionDateTime": "2024-01-01 10:00:00"}
-PARAMS_CHECKSUM = ("wL/IDXcuNGpk/wAK3AhGsWn2Sg6hxuE9zslv/5TAKfDKKOcn0SPXhxBDSIxZa3T8ujqL+OMAC4/w"
-                   "aJu2FQajhepEouAeRVMUEtciuMdX8VM=")
-
-
-
-
-
-
-
-
-
-
 
 # -- reference vectors (§2.6) ------------------------------------------------------------------
 
