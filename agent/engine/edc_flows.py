@@ -3,7 +3,7 @@
 Each request goes: the ledger's claim (every rule, synchronously) → `sending` on disk
 (only the claim can write it) → Paytm → the reporter. From the moment `sending` is on
 disk, an exception in this flow becomes "follow by status" (`accepted`, a poller), never
-`INTERNAL` and never a held terminal without a poller (`_follow_through`).
+`INTERNAL` and never a held terminal without a poller (`Flow._send`, `_follow_through`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from agent.engine.results import (
     success_message,
 )
 from agent.errors import FieldError
-from agent.journal import JournalError, Kind, TxnRecord, TxnState
+from agent.journal import Kind, TxnRecord, TxnState
 from agent.paytm.clock import format_paytm, parse_paytm
 from agent.paytm.codes import EDC_REQUEST_CODES, Handling
 from agent.paytm.edc import (
@@ -118,18 +118,10 @@ class EdcFlows(Flow):
             return
         stored = {**req.to_json(), "id": req.id, "tid": tid, "display_info": display,
                   "print_info": printed, "warnings": [*display_warnings, *print_warnings]}
-        try:
-            record = await claim.send(self._journal, existing, lane=lane.name, tid=tid,
-                                      amount=req.amount, request=stored,
-                                      txn_time=format_paytm(now))
-        except JournalError as exc:
-            await self._reporter.journal_down(lane, req.id, req.txn, exc)
-            return
-        # `sending` is on disk: from now on the Sale might reach Paytm.
-        await self._follow_through(lane, req.id, record, lambda: self._client.sale(sale),
-                                   self._after_request,
-                                   nothing_happened="Paytm could not be reached; nothing was "
-                                                    "charged")
+        await self._send(lane, req.id, req.txn, claim, existing, tid=tid, amount=req.amount,
+                         request=stored, txn_time=format_paytm(now),
+                         call=lambda: self._client.sale(sale), answered=self._after_request,
+                         nothing_happened="Paytm could not be reached; nothing was charged")
 
     # -- void -----------------------------------------------------------------------------
 
@@ -164,18 +156,11 @@ class EdcFlows(Flow):
             return
         void = VoidRequest(tid=sale.tid, txn=sale.txn,
                            txn_time=parse_paytm(sale.txn_time) or self._now())
-        try:
-            record = await claim.send(self._journal, existing, lane=lane.name, tid=sale.tid,
-                                      amount=sale.amount,
-                                      request={**req.to_json(), "id": req.id},
-                                      txn_time=sale.txn_time)
-        except JournalError as exc:
-            await self._reporter.journal_down(lane, req.id, req.txn, exc)
-            return
-        await self._follow_through(lane, req.id, record, lambda: self._client.void(void),
-                                   self._after_request,
-                                   nothing_happened="Paytm could not be reached; nothing was "
-                                                    "charged")
+        await self._send(lane, req.id, req.txn, claim, existing, tid=sale.tid,
+                         amount=sale.amount, request={**req.to_json(), "id": req.id},
+                         txn_time=sale.txn_time, call=lambda: self._client.void(void),
+                         answered=self._after_request,
+                         nothing_happened="Paytm could not be reached; nothing was charged")
 
     def _void_refusal(self, lane: LanePort, sale: TxnRecord) -> str | None:
         if sale.state is not TxnState.SUCCESS:

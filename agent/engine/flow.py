@@ -8,13 +8,13 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from agent.config import Config
 from agent.engine.clock import not_found_answered
-from agent.engine.ledger import Ledger, Refusal
+from agent.engine.ledger import Claim, Ledger, Refusal
 from agent.engine.reporter import LanePort, Reporter
-from agent.journal import ArchivedTxn, Journal, Kind, TxnRecord
+from agent.journal import ArchivedTxn, Journal, JournalError, Kind, TxnRecord
 from agent.paytm.outcome import Answered, NotSent, Unknown
 from agent.register.messages import ErrorCode
 
@@ -62,6 +62,26 @@ class Flow:
         when there was one: most answers write nothing here)."""
         if record.not_found is not None:
             await self._journal.save_not_found(record.row_id, None, self._elapsed(record))
+
+    async def _send(
+        self, lane: LanePort, request_id: str, txn: str, claim: Claim,
+        existing: TxnRecord | None, *, tid: str, amount: str, request: dict[str, Any],
+        txn_time: str, call: Callable[[], Awaitable[Answered[Answer] | NotSent | Unknown]],
+        answered: Callable[[LanePort, str, TxnRecord, Answer], Awaitable[None]],
+        nothing_happened: str,
+    ) -> None:
+        """Commit `sending` for `claim`, then make the call (`_follow_through`). Nothing
+        leaves for Paytm unless `sending` is on disk: a journal that cannot take it is
+        `journal_down` for `txn` (the id the register knows the request by)."""
+        try:
+            record = await claim.send(self._journal, existing, lane=lane.name, tid=tid,
+                                      amount=amount, request=request, txn_time=txn_time)
+        except JournalError as exc:
+            await self._reporter.journal_down(lane, request_id, txn, exc)
+            return
+        # `sending` is on disk: from now on the request might reach Paytm.
+        await self._follow_through(lane, request_id, record, call, answered,
+                                   nothing_happened=nothing_happened)
 
     async def _follow_through(
         self, lane: LanePort, request_id: str, record: TxnRecord,

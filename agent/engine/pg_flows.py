@@ -26,7 +26,7 @@ from agent.engine.ledger import AMOUNT_MISMATCH_MESSAGE, Refusal, amount_warning
 from agent.engine.reporter import ARCHIVED, LanePort
 from agent.engine.results import UNKNOWN_MESSAGE, Outcome, PaytmView, request_fields
 from agent.errors import FieldError
-from agent.journal import JournalError, Kind, TxnRecord, TxnState
+from agent.journal import Kind, TxnRecord, TxnState
 from agent.paytm.clock import format_paytm, parse_paytm
 from agent.paytm.codes import PG_STATUS_CODES, REFUND_CODES, Handling, cashier_message
 from agent.paytm.outcome import Answered, NotSent, Unknown
@@ -148,17 +148,10 @@ class PgFlows(Flow):
                           "amount": req.amount, "phone4": req.phone[-4:],
                           "expiry_s": req.expiry_s, "expiry": format_paytm(expiry),
                           "pos_id": pos_id}
-        try:
-            record = await claim.send(journal, existing, lane=lane.name, tid="",
-                                      amount=req.amount, request=stored_request,
-                                      txn_time=format_paytm(now))
-        except JournalError as exc:
-            await reporter.journal_down(lane, req.id, req.txn, exc)
-            return
-        await self._follow_through(lane, req.id, record, lambda: self.client.send_link(send),
-                                   self._after_link,
-                                   nothing_happened="Paytm could not be reached; no link was "
-                                                    "sent")
+        await self._send(lane, req.id, req.txn, claim, existing, tid="", amount=req.amount,
+                         request=stored_request, txn_time=format_paytm(now),
+                         call=lambda: self.client.send_link(send), answered=self._after_link,
+                         nothing_happened="Paytm could not be reached; no link was sent")
 
     async def _after_link(self, lane: LanePort, request_id: str, record: TxnRecord,
                           answer: LinkAnswer) -> None:
@@ -281,17 +274,11 @@ class PgFlows(Flow):
         stored_request = {"id": req.id, "type": "refund", "txn": req.txn,
                           "refund_id": req.refund_id, "amount": req.amount,
                           "paytm_txn_id": paytm_txn_id, "original_kind": original.kind.value}
-        try:
-            record = await claim.send(journal, existing, lane=lane.name, tid=original.tid,
-                                      amount=req.amount, request=stored_request,
-                                      txn_time=format_paytm(self._now()))
-        except JournalError as exc:
-            await reporter.journal_down(lane, req.id, req.refund_id, exc)
-            return
-        await self._follow_through(lane, req.id, record, lambda: self.client.refund(refund),
-                                   self._after_refund,
-                                   nothing_happened="Paytm could not be reached; nothing was "
-                                                    "refunded")
+        await self._send(lane, req.id, req.refund_id, claim, existing, tid=original.tid,
+                         amount=req.amount, request=stored_request,
+                         txn_time=format_paytm(self._now()),
+                         call=lambda: self.client.refund(refund), answered=self._after_refund,
+                         nothing_happened="Paytm could not be reached; nothing was refunded")
 
     async def _after_refund(self, lane: LanePort, request_id: str, record: TxnRecord,
                             answer: RefundAnswer) -> None:
