@@ -11,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from agent.listener import ListenerTimeouts
+from agent.net import split_host_port
 from agent.web.server import start_web
 from agent.webhook_server import WebhookServer
 from devtools.config import CLIENT_DEMO_KEY
@@ -24,9 +26,8 @@ LONG_S = 30.0  # the other timeout: never the one that fires
 
 
 async def _connect(url: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, str]:
-    hostport = url.split("//", 1)[1].split("/", 1)[0]
-    host, port = hostport.rsplit(":", 1)
-    reader, writer = await asyncio.open_connection(host, int(port))
+    hostport = urlsplit(url).netloc
+    reader, writer = await asyncio.open_connection(*split_host_port(hostport))
     return reader, writer, hostport
 
 
